@@ -1,0 +1,84 @@
+"""The one small interface every backend implements."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from profiler import __version__
+from profiler.device import DeviceConfig
+from profiler.workload import Measurement, Workload
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a device's backend can run here, and if not, why."""
+
+    ok: bool
+    reason: str = ""
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_fingerprint() -> dict[str, str]:
+    """What every local backend reports: CPU, cores, OS, Python and vidlat versions."""
+    return {
+        "cpu": cpu_model(),
+        "cores": str(os.cpu_count()),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "vidlat": __version__,
+    }
+
+
+class Backend(ABC):
+    """Prepares and times workloads on one device.
+
+    Subclasses set ``name``, the Python modules they need (``requires``) and the pip extra that
+    installs them (``extra``), and implement ``fingerprint`` and ``measure``. ``measure`` never
+    raises for a workload the runtime rejects: it returns ``Measurement.unsupported`` or
+    ``Measurement.failed`` with the runtime's message.
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+
+    def __init__(self, device: DeviceConfig) -> None:
+        self.device = device
+        self.options = device.backend_options
+        self.policy = device.measurement
+
+    @classmethod
+    def availability(cls, device: DeviceConfig) -> Availability:
+        """Cheap check: are the required modules importable? Subclasses may add more."""
+        for module in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                how = f"pip install 'vidlat[{cls.extra}]'" if cls.extra else f"pip install {module}"
+                return Availability(False, f"python package '{module}' is not installed ({how})")
+        return Availability(True)
+
+    @abstractmethod
+    def fingerprint(self) -> dict[str, str]:
+        """CPU model, runtime versions, threads: recorded with every measurement."""
+
+    @abstractmethod
+    def measure(self, workload: Workload) -> Measurement:
+        """Time one workload under the device's measurement policy."""
+
+    def close(self) -> None:
+        """Release runtime resources (sessions, engines, connections)."""

@@ -1,0 +1,273 @@
+"""Device files: what a device is and how to measure it, validated on load.
+
+A device file is YAML::
+
+    name: ort-cpu-1t
+    description: ONNX Runtime on one CPU core; a stand-in for a mobile big core.
+    backend: onnxruntime          # one of BACKEND_OPTIONS
+    options: {intra_op_threads: 1}  # checked against that backend's options model
+    measurement: {warmup_runs: 5}   # MeasurementPolicy
+    hardware: {...}               # simulator backends only: SimulatorHardware
+
+Every problem is a ``DeviceConfigError`` of one line that names the file, the field and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from profiler.errors import DeviceConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- measurement policy
+class MeasurementPolicy(_Strict):
+    """How a workload is timed: warm-up, adaptive repetition, cold cache, contention check."""
+
+    warmup_runs: int = Field(5, ge=0, description="untimed runs before timing")
+    min_runs: int = Field(10, ge=3, description="timed runs before the stopping rule is checked")
+    max_runs: int = Field(200, ge=3, description="cap on timed runs")
+    max_rel_ci: float = Field(0.02, gt=0, lt=1, description="stop when the 95% CI of the median, relative to it, is below this")
+    max_seconds: float = Field(5.0, gt=0, description="time budget per workload (timed runs stop after it)")
+    cold_cache: bool = Field(False, description="flush a buffer larger than the last-level cache before each timed run")
+    flush_mb: int = Field(64, ge=1, description="size of the cache-flush buffer in MiB")
+    contention_ratio: float = Field(1.5, gt=1, description="median wall / thread CPU time above this marks a run contended")
+    per_node: bool = Field(False, description="also record per-node times where the runtime gives them")
+
+    @model_validator(mode="after")
+    def _runs_ordered(self) -> "MeasurementPolicy":
+        if self.max_runs < self.min_runs:
+            raise ValueError(f"max_runs ({self.max_runs}) must be >= min_runs ({self.min_runs})")
+        return self
+
+
+# --------------------------------------------------------------------------- backend options
+class OnnxRuntimeOptions(_Strict):
+    intra_op_threads: int = Field(1, ge=1)
+    inter_op_threads: int = Field(1, ge=1)
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
+    execution_provider: Literal["cpu", "cuda", "tensorrt", "openvino"] = "cpu"
+
+
+class OpenVinoOptions(_Strict):
+    threads: int = Field(1, ge=1)
+    # OpenVINO defaults to bf16 on CPUs that support it, so the precision is required.
+    precision: Literal["f32", "f16", "bf16"]
+    device: str = "CPU"
+    performance_hint: Literal["latency", "throughput"] = "latency"
+
+
+class TorchOptions(_Strict):
+    threads: int = Field(1, ge=1)
+    mode: Literal["eager", "torchscript", "compile"] = "eager"
+
+
+class TensorRtOptions(_Strict):
+    precision: Literal["fp32", "fp16", "int8"] = "fp16"
+    workspace_mb: int = Field(1024, ge=16)
+    device_index: int = Field(0, ge=0)
+
+
+class RemoteOptions(_Strict):
+    url: str = Field(..., pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    token_env: str = Field("VIDLAT_AGENT_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    runtime: Literal["onnxruntime", "openvino", "tensorrt"] = "onnxruntime"
+    threads: int = Field(1, ge=1)
+    precision: Literal["f32", "f16", "bf16", "fp32", "fp16", "int8"] = "f32"
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class SimulatorOptions(_Strict):
+    precision: Literal["int8", "int16", "fp16", "fp32"] = "int8"
+
+
+BACKEND_OPTIONS: dict[str, type[_Strict]] = {
+    "onnxruntime": OnnxRuntimeOptions,
+    "openvino": OpenVinoOptions,
+    "torch": TorchOptions,
+    "tensorrt": TensorRtOptions,
+    "remote": RemoteOptions,
+    "simulator": SimulatorOptions,
+}
+
+
+# --------------------------------------------------------------------------- simulator hardware
+class HostCpu(_Strict):
+    """The host CPU that runs what the accelerator fabric cannot."""
+
+    cores: int = Field(..., ge=1)
+    clock_ghz: float = Field(..., gt=0)
+    flops_per_cycle: float = Field(8.0, gt=0, description="per core, for the op's precision")
+    efficiency: float = Field(0.3, gt=0, le=1)
+
+
+class VectorUnit(_Strict):
+    """Lanes for pooling, elementwise ops and activations."""
+
+    lanes: int = Field(..., ge=1)
+
+
+class DspArrayHardware(_Strict):
+    """Tiled DSP-array FPGA engine (the loop-tiling model of FPGA CNN accelerators)."""
+
+    template: Literal["dsp_array"]
+    dsps: int = Field(..., ge=1)
+    clock_mhz: float = Field(..., gt=0)
+    tm: int = Field(..., ge=1, description="output-channel parallelism")
+    tn: int = Field(..., ge=1, description="input-channel parallelism")
+    dsps_per_mac: dict[str, float] = Field(default_factory=lambda: {"int8": 0.5, "int16": 1.0, "fp16": 2.0, "fp32": 5.0})
+    input_buffer_kb: float = Field(..., gt=0)
+    weight_buffer_kb: float = Field(..., gt=0)
+    output_buffer_kb: float = Field(..., gt=0)
+    ddr_gbps: float = Field(..., gt=0)
+    ddr_efficiency: float = Field(0.7, gt=0, le=1)
+    layer_overhead_cycles: int = Field(2000, ge=0)
+    conv3d: Literal["native", "decompose", "host"] = "decompose"
+    softmax: Literal["native", "host"] = "host"
+    vector: VectorUnit
+    host: HostCpu
+
+    @model_validator(mode="after")
+    def _positive_costs(self) -> "DspArrayHardware":
+        for precision, per_mac in self.dsps_per_mac.items():
+            if per_mac <= 0:
+                raise ValueError(f"dsps_per_mac.{precision} must be > 0 (got {per_mac})")
+        return self
+
+
+class SystolicHardware(_Strict):
+    """Weight-stationary systolic array NPU."""
+
+    template: Literal["systolic"]
+    rows: int = Field(..., ge=1)
+    cols: int = Field(..., ge=1)
+    clock_mhz: float = Field(..., gt=0)
+    ifmap_sram_kb: float = Field(..., gt=0)
+    filter_sram_kb: float = Field(..., gt=0)
+    ofmap_sram_kb: float = Field(..., gt=0)
+    dram_gbps: float = Field(..., gt=0)
+    layer_overhead_cycles: int = Field(500, ge=0)
+    conv3d: Literal["native", "decompose", "host"] = "native"
+    softmax: Literal["native", "host"] = "host"
+    vector: VectorUnit
+    host: HostCpu
+
+
+SimulatorHardware = Annotated[Union[DspArrayHardware, SystolicHardware], Field(discriminator="template")]
+
+
+# --------------------------------------------------------------------------- the device
+class DeviceConfig(_Strict):
+    """One device: its backend, backend options, measurement policy and (simulators) hardware."""
+
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = Field(..., min_length=10)
+    backend: Literal["onnxruntime", "openvino", "torch", "tensorrt", "remote", "simulator"]
+    options: dict[str, Any] = Field(default_factory=dict)
+    measurement: MeasurementPolicy = Field(default_factory=MeasurementPolicy)
+    hardware: SimulatorHardware | None = None
+    source: str | None = Field(None, exclude=True, description="the file it was loaded from")
+
+    @model_validator(mode="after")
+    def _backend_parts(self) -> "DeviceConfig":
+        if self.backend == "simulator" and self.hardware is None:
+            raise ValueError("a simulator device needs a 'hardware' section")
+        if self.backend != "simulator" and self.hardware is not None:
+            raise ValueError(f"'hardware' is only for simulator devices, not backend '{self.backend}'")
+        if isinstance(self.hardware, DspArrayHardware):
+            precision = self.options.get("precision", SimulatorOptions().precision)
+            per_mac = self.hardware.dsps_per_mac.get(precision)
+            if per_mac is None:
+                raise ValueError(f"hardware.dsps_per_mac has no entry for precision '{precision}'; has: {', '.join(self.hardware.dsps_per_mac)}")
+            needed = self.hardware.tm * self.hardware.tn * per_mac
+            if needed > self.hardware.dsps:
+                raise ValueError(
+                    f"tiles do not fit the DSP budget: tm x tn x dsps_per_mac = {self.hardware.tm} x "
+                    f"{self.hardware.tn} x {per_mac} = {needed:g} > dsps = {self.hardware.dsps}"
+                )
+        return self
+
+    @property
+    def backend_options(self) -> Any:
+        """The options validated against the backend's model (defaults filled in)."""
+        return BACKEND_OPTIONS[self.backend].model_validate(self.options)
+
+
+# --------------------------------------------------------------------------- loading
+def _describe_error(error: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, error["loc"][:-1])
+        return f"unknown key '{loc}'" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    if kind == "literal_error":
+        return f"field '{loc}': {error['msg'].lower()} (got {error['input']!r})"
+    if kind == "missing":
+        return f"missing required field '{loc}'"
+    if kind == "union_tag_invalid":
+        return f"field '{loc}': {error['msg']}"
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc:
+        return message
+    got = error.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"field '{loc}': {message[:1].lower()}{message[1:]}{shown}"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        current = annotation if isinstance(annotation, type) else None
+        if current is None:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:
+    """Validate a parsed YAML mapping as a device; errors name ``source``."""
+    if not isinstance(data, dict):
+        raise DeviceConfigError(f"{source}: a device file must be a YAML mapping, got {type(data).__name__}")
+    try:
+        config = DeviceConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise DeviceConfigError(f"{source}: {_describe_error(exc.errors()[0], DeviceConfig)}") from None
+    options_model = BACKEND_OPTIONS[config.backend]
+    try:
+        options_model.model_validate(config.options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        error = {**error, "loc": ("options", *error["loc"])}
+        message = _describe_error(error, options_model)
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key '{'.'.join(map(str, error['loc']))}' for backend '{config.backend}'; allowed: {', '.join(sorted(options_model.model_fields))}"
+        raise DeviceConfigError(f"{source}: {message}") from None
+    return config
+
+
+def load_device_file(path: str | Path) -> DeviceConfig:
+    """Read and validate one device YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeviceConfigError(f"{path}: cannot read device file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise DeviceConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_device(data, str(path))

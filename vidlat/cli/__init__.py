@@ -1,0 +1,53 @@
+"""The ``vidlat`` command: one verb per step of the user's path (see DESIGN.md).
+
+Each verb group lives in its own module and is registered in ``COMMANDS``. Library code raises
+``VidlatError``; here it becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from profiler import __version__
+from profiler.errors import VidlatError
+
+# (module, attribute) of every top-level command, in the order `vidlat --help` lists them.
+COMMANDS: list[tuple[str, str]] = [
+    ("vidlat.cli.devices", "devices"),
+]
+
+
+class VidlatGroup(click.Group):
+    """A click group that turns library errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except VidlatError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; everything measured so far is stored", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=VidlatGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidlat")
+def cli() -> None:
+    """Hardware-aware latency toolkit for video neural networks."""
+
+
+for _module, _attribute in COMMANDS:
+    cli.add_command(getattr(importlib.import_module(_module), _attribute))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="vidlat")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
