@@ -23,3 +23,7 @@ class StoreError(VidlatError):
 
 class WorkloadError(VidlatError):
     """A workload (ONNX model plus inputs) is malformed."""
+
+
+class TransientDeviceError(VidlatError):
+    """The device did not answer (agent down, link dropped): retry the workload later, store nothing."""

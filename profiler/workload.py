@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -18,12 +19,17 @@ Status = Literal["ok", "unsupported", "failed"]
 
 @dataclass(frozen=True)
 class Workload:
-    """One thing a device measures: ``key``, ONNX bytes, input shapes and the spec."""
+    """One thing a device measures: ``key``, ONNX bytes, input shapes and the spec.
+
+    ``builder`` optionally rebuilds the torch module the ONNX came from (in-process only, never
+    serialised), so the torch backend can run the module directly.
+    """
 
     key: str
     onnx: bytes
     inputs: dict[str, tuple[int, ...]]
     spec: dict[str, Any] = field(default_factory=dict)
+    builder: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def onnx_hash(self) -> str:
