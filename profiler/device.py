@@ -232,7 +232,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         current = annotation if isinstance(annotation, type) else None
         if current is None:
             return []
-    return sorted(getattr(current, "model_fields", {}))
+    return sorted(name for name in getattr(current, "model_fields", {}) if name != "source")
 
 
 def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:

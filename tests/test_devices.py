@@ -1,0 +1,150 @@
+"""Device catalogue: every shipped device validates; every bad input is one clear line, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from profiler.catalog import DEFAULT_DEVICE, load_catalog, resolve_device, shipped_device_files
+from profiler.device import OpenVinoOptions, parse_device
+from profiler.errors import DeviceConfigError, UnknownDeviceError
+from vidlat.cli import cli
+
+SHIPPED = [
+    "ort-cpu-1t", "openvino-cpu-1t", "torch-cpu-1t", "fpga-zcu102-sim", "fpga-z7020-sim",
+    "npu-systolic32-sim", "trt-gpu", "jetson-orin-remote", "rpi4-ort-remote", "agent-localhost",
+]
+
+GOOD = {
+    "name": "my-board",
+    "description": "ONNX Runtime on my board, one thread.",
+    "backend": "onnxruntime",
+    "options": {"intra_op_threads": 1},
+}
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def write(tmp_path: Path, data: object, name: str = "dev.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def test_every_shipped_device_loads_and_names_match_files():
+    names = {device.name for device in load_catalog()}
+    assert names == set(SHIPPED)
+    assert names == set(shipped_device_files())
+    assert DEFAULT_DEVICE in names
+
+
+def test_devices_list_shows_every_device_with_availability():
+    result = run("devices", "list")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["name", "backend", "here"]
+    listed = {line.split()[0] for line in lines[1:]}
+    assert listed == set(SHIPPED)
+    for line in lines[1:]:
+        assert line.split()[2] in {"yes", "no"}
+        if line.split()[2] == "no":
+            assert len(line.split()) > 3, f"no reason given: {line}"
+
+
+def test_show_fills_defaults_and_accepts_a_users_file(tmp_path):
+    result = run("devices", "show", "ort-cpu-1t")
+    assert result.exit_code == 0
+    shown = yaml.safe_load(result.output)
+    assert shown["options"]["intra_op_threads"] == 1
+    assert shown["measurement"]["max_rel_ci"] == pytest.approx(0.02)
+    path = write(tmp_path, GOOD)
+    assert resolve_device(str(path)).name == "my-board"
+    assert run("devices", "show", str(path)).exit_code == 0
+    assert run("devices", "validate", str(path)).output.strip().endswith("backend 'onnxruntime')")
+
+
+def test_openvino_precision_is_required():
+    assert "precision" in {name for name, field in OpenVinoOptions.model_fields.items() if field.is_required()}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"backend": "tpu"}, "field 'backend'"),
+        ({"colour": "red"}, "unknown key 'colour'"),
+        ({"options": {"intra_op_threads": "two"}}, "field 'options.intra_op_threads'"),
+        ({"options": {"intra_op_threads": -1}}, "greater than or equal to 1"),
+        ({"options": {"threads": 1}}, "unknown key 'options.threads' for backend 'onnxruntime'; allowed:"),
+        ({"measurement": {"min_runs": 50, "max_runs": 10}}, "max_runs (10) must be >= min_runs (50)"),
+        ({"measurement": {"max_rel_ci": -0.1}}, "field 'measurement.max_rel_ci'"),
+        ({"description": None}, "field 'description'"),
+    ],
+)
+def test_bad_device_file_is_one_line_naming_file_and_field(tmp_path, change, expected):
+    path = write(tmp_path, {**GOOD, **change})
+    result = CliRunner().invoke(cli, ["devices", "validate", str(path)])
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith(f"error: {path}:")
+    assert expected in message
+
+
+def test_unknown_backend_lists_allowed_backends(tmp_path):
+    path = write(tmp_path, {**GOOD, "backend": "tpu"})
+    with pytest.raises(DeviceConfigError, match="onnxruntime.*openvino.*simulator"):
+        resolve_device(str(path))
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "name: x\nbackend: [onnxruntime\n")
+    result = CliRunner().invoke(cli, ["devices", "validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: invalid YAML at line" in result.output
+
+
+def test_non_mapping_and_missing_file(tmp_path):
+    with pytest.raises(DeviceConfigError, match="must be a YAML mapping"):
+        resolve_device(str(write(tmp_path, "- a\n- b\n")))
+    result = CliRunner().invoke(cli, ["devices", "show", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 2 and "cannot read device file" in result.output
+
+
+def test_unknown_device_name_lists_shipped_names():
+    with pytest.raises(UnknownDeviceError) as info:
+        resolve_device("pixel-9")
+    for name in SHIPPED:
+        assert name in str(info.value)
+    result = CliRunner().invoke(cli, ["devices", "show", "pixel-9"])
+    assert result.exit_code == 2 and "ort-cpu-1t" in result.output
+
+
+def _simulator(**hardware: object) -> dict:
+    data = yaml.safe_load(shipped_device_files()["fpga-zcu102-sim"].read_text())
+    data["hardware"].update(hardware)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("hardware", "expected"),
+    [
+        ({"dsps": 0}, "field 'hardware.dsp_array.dsps'"),
+        ({"tm": 128, "tn": 64}, "tiles do not fit the DSP budget"),
+        ({"ddr_gbps": -1}, "field 'hardware.dsp_array.ddr_gbps'"),
+        ({"template": "gpu"}, "hardware"),
+    ],
+)
+def test_bad_simulator_hardware_is_a_load_error(hardware, expected):
+    with pytest.raises(DeviceConfigError, match=expected.replace("(", r"\(")):
+        parse_device(_simulator(**hardware), "zcu.yaml")
+
+
+def test_hardware_only_for_simulators():
+    data = {**GOOD, "hardware": _simulator()["hardware"]}
+    with pytest.raises(DeviceConfigError, match="only for simulator devices"):
+        parse_device(data, "x.yaml")
