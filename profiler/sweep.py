@@ -1,0 +1,169 @@
+"""A resumable sweep: measure many workloads on one backend into the store.
+
+::
+
+    workloads ──dedupe by key──> already in store? ──yes──> skipped (unless remeasure)
+                                      │ no
+                                      v
+                              backend.measure(workload)
+                 TransientDeviceError │ contended (wall >> CPU)      ok / unsupported / failed
+          back off, retry; give up    │ ──> queue, re-measure at         │
+          after max_wait_s            │     the end (max_contended_retries) ──> store.record (committed)
+
+Each result is committed as it is made, so a killed sweep re-measures at most the workload in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from profiler.backends.base import Backend
+from profiler.errors import TransientDeviceError, VidlatError
+from profiler.store import LatencyStore
+from profiler.workload import Measurement, Workload
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: counts per outcome and wall time."""
+
+    device: str
+    measured: int = 0
+    skipped: int = 0
+    unsupported: int = 0
+    failed: int = 0
+    contended: int = 0
+    remeasured_contended: int = 0
+    left: int = 0
+    elapsed_s: float = 0.0
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.measured + self.unsupported + self.failed
+
+    def __str__(self) -> str:
+        parts = [
+            f"{self.measured} measured",
+            f"{self.skipped} skipped as present",
+            f"{self.unsupported} unsupported",
+            f"{self.failed} failed",
+        ]
+        if self.contended:
+            parts.append(f"{self.contended} stored flagged contended")
+        if self.left:
+            parts.append(f"{self.left} left for a later run (--limit)")
+        return f"{self.device}: " + ", ".join(parts) + f" in {self.elapsed_s:.1f} s"
+
+
+def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
+    """``backend.measure``; an unexpected exception becomes a failed measurement, not a dead sweep."""
+    try:
+        return backend.measure(workload)
+    except (TransientDeviceError, KeyboardInterrupt):
+        raise
+    except VidlatError as exc:
+        return Measurement.failed(str(exc))
+    except Exception as exc:  # a backend bug or a runtime crash that surfaced as an exception
+        return Measurement.failed(f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500])
+
+
+def _measure_with_retry(
+    backend: Backend, workload: Workload, *, retry_wait_s: float, max_wait_s: float, sleep: Callable[[float], None]
+) -> Measurement:
+    waited = 0.0
+    wait = retry_wait_s
+    while True:
+        try:
+            return _measure_robustly(backend, workload)
+        except TransientDeviceError as exc:
+            if waited >= max_wait_s:
+                raise TransientDeviceError(
+                    f"device '{backend.device.name}' did not answer for {waited:.0f} s ({exc}); "
+                    "everything measured so far is stored, run the same command again to resume"
+                ) from None
+            sleep(wait)
+            waited += wait
+            wait = min(wait * 2, max(max_wait_s - waited, retry_wait_s))
+
+
+def profile_workloads(
+    backend: Backend,
+    store: LatencyStore,
+    workloads: Iterable[Workload],
+    *,
+    remeasure: bool = False,
+    limit: int | None = None,
+    progress: bool = True,
+    max_contended_retries: int = 2,
+    retry_wait_s: float = 2.0,
+    max_wait_s: float = 120.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SweepSummary:
+    """Measure ``workloads`` (deduplicated by key) on ``backend`` into ``store``; resumable.
+
+    Already stored keys are skipped unless ``remeasure``; ``limit`` caps how many are measured in
+    this call. A contended measurement is queued and re-measured after the others (up to
+    ``max_contended_retries`` times), then stored flagged if still contended. A backend raising
+    ``TransientDeviceError`` is retried with exponential back-off for up to ``max_wait_s`` seconds.
+    """
+    started = time.perf_counter()
+    device = backend.device.name
+    store.register_device(backend.device, backend.fingerprint())
+    summary = SweepSummary(device=device)
+
+    unique: dict[str, Workload] = {}
+    for workload in workloads:
+        unique.setdefault(workload.key, workload)
+    todo: list[Workload] = []
+    present = set() if remeasure else store.measured_keys(device)
+    for key, workload in unique.items():
+        if key in present:
+            summary.skipped += 1
+        else:
+            todo.append(workload)
+    if limit is not None and len(todo) > limit:
+        summary.left = len(todo) - limit
+        todo = todo[:limit]
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="wl", desc=device, dynamic_ncols=True, leave=True)
+
+    def store_result(workload: Workload, measurement: Measurement) -> None:
+        store.record(device, workload, measurement)
+        summary.keys.append(workload.key)
+        if measurement.status == "ok":
+            summary.measured += 1
+            summary.contended += int(measurement.contended)
+        elif measurement.status == "unsupported":
+            summary.unsupported += 1
+        else:
+            summary.failed += 1
+        if bar is not None:
+            bar.update(1)
+
+    queue: list[tuple[Workload, int]] = [(workload, 0) for workload in todo]
+    try:
+        position = 0
+        while position < len(queue):
+            workload, attempt = queue[position]
+            position += 1
+            if bar is not None:
+                bar.set_postfix_str(workload.key + (f" (retry {attempt}, contended)" if attempt else ""), refresh=True)
+            measurement = _measure_with_retry(backend, workload, retry_wait_s=retry_wait_s, max_wait_s=max_wait_s, sleep=sleep)
+            measurement.extra.setdefault("attempt", attempt)
+            if measurement.status == "ok" and measurement.contended and attempt < max_contended_retries:
+                queue.append((workload, attempt + 1))
+                summary.remeasured_contended += 1
+                continue
+            store_result(workload, measurement)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary.elapsed_s = time.perf_counter() - started
+    return summary

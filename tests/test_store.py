@@ -1,0 +1,170 @@
+"""The latency store and the resumable sweep, with a scripted fake backend (no runtime needed)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+
+import pytest
+
+from profiler.backends.base import Backend
+from profiler.device import parse_device
+from profiler.errors import StoreError, TransientDeviceError
+from profiler.store import SCHEMA_VERSION, LatencyStore, default_store_path
+from profiler.sweep import profile_workloads
+from profiler.workload import Measurement, Workload
+
+DEVICE = parse_device({"name": "fake-dev", "description": "a scripted fake device for tests", "backend": "onnxruntime"})
+
+
+def workload(key: str, **spec: object) -> Workload:
+    return Workload(key=key, onnx=key.encode(), inputs={"x": (1, 3)}, spec={"op": "conv", **spec})
+
+
+def ok(median: float, *, contended: bool = False) -> Measurement:
+    return Measurement(status="ok", median_ms=median, mean_ms=median, std_ms=0.0, p10_ms=median, p90_ms=median,
+                       runs=3, raw_ms=[median] * 3, cpu_ms=median, contended=contended)
+
+
+class ScriptedBackend(Backend):
+    """Returns (or raises) the next scripted outcome per key; default: ok(1.0)."""
+
+    name = "scripted"
+
+    def __init__(self, script: dict[str, list[object]] | None = None) -> None:
+        super().__init__(DEVICE)
+        self.script = script or {}
+        self.calls: list[str] = []
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"cpu": "fake"}
+
+    def measure(self, workload: Workload) -> Measurement:
+        self.calls.append(workload.key)
+        outcomes = self.script.get(workload.key)
+        outcome = outcomes.pop(0) if outcomes else ok(1.0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[LatencyStore]:
+    with LatencyStore(tmp_path / "s.sqlite") as opened:
+        yield opened
+
+
+def test_record_and_table_latest_row_with_spec_columns(store):
+    store.register_device(DEVICE, {"cpu": "fake"})
+    store.record("fake-dev", workload("a", c_in=8), ok(2.0))
+    store.record("fake-dev", workload("b", c_in=16), Measurement.unsupported("Conv3D not supported"))
+    store.record("fake-dev", workload("a", c_in=8), ok(3.0, contended=True))
+    table = store.table("fake-dev")
+    assert list(table["key"]) == ["b", "a"]
+    row = table.set_index("key").loc["a"]
+    assert row["median_ms"] == 3.0 and row["contended"] and row["c_in"] == 8 and row["spec"]["op"] == "conv"
+    assert table.set_index("key").loc["b", "reason"] == "Conv3D not supported"
+    assert list(store.table("fake-dev", keys=["a", "zzz"])["key"]) == ["a"]
+    assert store.count("fake-dev") == 3 and store.has_result("fake-dev", "b") and not store.has_result("fake-dev", "c")
+    assert store.raw_times("fake-dev", "a") == [3.0, 3.0, 3.0]
+
+
+def test_node_times_and_missing_key(store):
+    store.register_device(DEVICE, {})
+    measurement = ok(3.0)
+    measurement.node_times = [{"node": "conv", "op_type": "Conv", "median_ms": 2.0, "runs": 5},
+                              {"node": "relu", "op_type": "Relu", "median_ms": 1.0, "runs": 5}]
+    store.record("fake-dev", workload("a"), measurement)
+    nodes = store.node_times("fake-dev", "a")
+    assert list(nodes["node"]) == ["conv", "relu"] and nodes["share"].round(3).tolist() == [0.667, 0.333]
+    with pytest.raises(StoreError, match="no measurement of 'nope'"):
+        store.node_times("fake-dev", "nope")
+
+
+def test_record_needs_registered_device(store):
+    with pytest.raises(StoreError, match="not registered"):
+        store.record("ghost", workload("a"), ok(1.0))
+
+
+def test_empty_table_has_the_contract_columns(store):
+    assert {"key", "status", "median_ms", "spec"} <= set(store.table("fake-dev").columns)
+
+
+def test_reopen_keeps_data_and_uses_wal(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with LatencyStore(path) as first:
+        first.register_device(DEVICE, {})
+        first.record("fake-dev", workload("a"), ok(1.0))
+    with LatencyStore(path) as second:
+        assert second.has_result("fake-dev", "a")
+        assert second._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_not_a_store_is_an_error_and_untouched(tmp_path):
+    text = tmp_path / "notes.sqlite"
+    text.write_bytes(b"just some notes, not a database" * 10)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE photos (id INTEGER)")
+    before = {path: path.read_bytes() for path in (text, other)}
+    with pytest.raises(StoreError, match="not a vidlat store"):
+        LatencyStore(text)
+    with pytest.raises(StoreError, match="not a vidlat store.*photos"):
+        LatencyStore(other)
+    assert {path: path.read_bytes() for path in (text, other)} == before
+
+
+def test_newer_schema_is_an_error(tmp_path):
+    path = tmp_path / "s.sqlite"
+    LatencyStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match="newer than this vidlat"):
+        LatencyStore(path)
+
+
+def test_default_store_path_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIDLAT_STORE", str(tmp_path / "x.sqlite"))
+    assert default_store_path() == tmp_path / "x.sqlite"
+    monkeypatch.delenv("VIDLAT_STORE")
+    assert default_store_path().name == "latency.sqlite"
+
+
+# ---------------------------------------------------------------------------------------- sweep
+def test_sweep_dedupes_resumes_and_limits(store):
+    backend = ScriptedBackend()
+    items = [workload("a"), workload("b"), workload("a"), workload("c")]
+    first = profile_workloads(backend, store, items, limit=2, progress=False)
+    assert (first.measured, first.left, backend.calls) == (2, 1, ["a", "b"])
+    second = profile_workloads(backend, store, items, progress=False)
+    assert (second.measured, second.skipped) == (1, 2) and backend.calls[-1] == "c"
+    again = profile_workloads(backend, store, items, remeasure=True, progress=False)
+    assert again.measured == 3 and store.count("fake-dev") == 6 and len(store.table("fake-dev")) == 3
+
+
+def test_sweep_records_unsupported_failed_and_crashes(store):
+    backend = ScriptedBackend({"u": [Measurement.unsupported("no op")], "f": [RuntimeError("segv-ish\nboom")]})
+    summary = profile_workloads(backend, store, [workload("u"), workload("f"), workload("ok")], progress=False)
+    assert (summary.measured, summary.unsupported, summary.failed) == (1, 1, 1)
+    table = store.table("fake-dev").set_index("key")
+    assert table.loc["f", "reason"] == "RuntimeError: segv-ish boom" and table.loc["u", "status"] == "unsupported"
+
+
+def test_contended_is_remeasured_later_then_stored_flagged(store):
+    backend = ScriptedBackend({"a": [ok(9.0, contended=True), ok(1.5)], "b": [ok(5.0, contended=True)] * 3})
+    summary = profile_workloads(backend, store, [workload("a"), workload("b"), workload("c")], progress=False, max_contended_retries=2)
+    assert backend.calls == ["a", "b", "c", "a", "b", "b"]
+    table = store.table("fake-dev").set_index("key")
+    assert table.loc["a", "median_ms"] == 1.5 and not table.loc["a", "contended"]
+    assert table.loc["b", "contended"] and summary.contended == 1 and store.count("fake-dev") == 3
+
+
+def test_transient_errors_back_off_then_give_up(store):
+    waits: list[float] = []
+    backend = ScriptedBackend({"a": [TransientDeviceError("agent down")] * 2 + [ok(1.0)]})
+    summary = profile_workloads(backend, store, [workload("a")], progress=False, sleep=waits.append, retry_wait_s=1, max_wait_s=10)
+    assert summary.measured == 1 and waits == [1, 2]
+    stuck = ScriptedBackend({"b": [TransientDeviceError("agent down")] * 50})
+    with pytest.raises(TransientDeviceError, match="did not answer.*run the same command again"):
+        profile_workloads(stuck, store, [workload("b")], progress=False, sleep=waits.append, retry_wait_s=1, max_wait_s=10)
+    assert not store.has_result("fake-dev", "b")
