@@ -13,7 +13,12 @@ from profiler.device import DeviceConfig
 from profiler.errors import BackendUnavailableError
 
 # backend name -> "module:Class"
-BACKENDS: dict[str, str] = {}
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "profiler.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "profiler.backends.openvino:OpenVinoBackend",
+    "torch": "profiler.backends.torch_backend:TorchBackend",
+    "tensorrt": "profiler.backends.tensorrt:TensorRtBackend",
+}
 
 
 def backend_class(name: str) -> type[Backend]:
