@@ -1,0 +1,56 @@
+"""Data sets for search and training: generated moving digits, or a folder of real clips.
+
+``load_data("moving-digits" | PATH, ...)`` is the one entry point the search and train code use::
+
+    "moving-digits" --make_moving_digits--> ClipSplits(train, val, test, classes)
+    PATH/<class>/*.mp4 --load_video_folder--^
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from search.data.clips import ClipSet, ClipSplits, DataError
+from search.data.moving_digits import CLASSES, PAIRS, MovingDigitsConfig, make_moving_digits, sprite_split
+from search.data.video_folder import load_video_folder, read_clip
+
+#: names of the generated data sets (anything else is read as a folder path)
+GENERATED: tuple[str, ...] = ("moving-digits",)
+
+
+def load_data(
+    data: str,
+    *,
+    channels: int = 3,
+    frames: int = 8,
+    size: int = 32,
+    seed: int = 0,
+    n_train: int = 3000,
+    n_val: int = 600,
+    n_test: int = 1000,
+) -> ClipSplits:
+    """``moving-digits`` (generated, sizes from ``n_*``) or a folder of class sub-folders of clips."""
+    if data == "moving-digits":
+        config = MovingDigitsConfig(
+            n_train=n_train, n_val=n_val, n_test=n_test, channels=channels, frames=frames, size=size, seed=seed
+        )
+        return make_moving_digits(config)
+    if Path(data).is_dir():
+        return load_video_folder(data, frames=frames, size=size, channels=channels, seed=seed)
+    raise DataError(f"unknown data '{data}': give one of {', '.join(GENERATED)} or a folder of class sub-folders of .mp4/.avi clips")
+
+
+__all__ = [
+    "CLASSES",
+    "GENERATED",
+    "PAIRS",
+    "ClipSet",
+    "ClipSplits",
+    "DataError",
+    "MovingDigitsConfig",
+    "load_data",
+    "load_video_folder",
+    "make_moving_digits",
+    "read_clip",
+    "sprite_split",
+]
