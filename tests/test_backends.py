@@ -100,3 +100,80 @@ def test_missing_provider_is_unavailable_with_reason():
 
 def test_shipped_ort_device_runs_here():
     assert availability(resolve_device("ort-cpu-1t")).ok
+
+
+# ---------------------------------------------------------------------------------------- openvino
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed (pip install 'vidlat[openvino]')")
+
+
+@needs_openvino
+def test_openvino_measures_and_counts_nodes_with_reorders():
+    backend = create_backend(device("openvino", {"precision": "f32"}, per_node=True))
+    measurement = backend.measure(conv_workload())
+    assert measurement.status == "ok" and measurement.median_ms > 0 and measurement.runs >= 3
+    kinds = {row["op_type"] for row in measurement.node_times}
+    assert "Convolution" in kinds and all(row["median_ms"] >= 0 for row in measurement.node_times)
+    assert backend.fingerprint()["precision"] == "f32"
+
+
+@needs_openvino
+def test_openvino_rejected_model_is_unsupported():
+    backend = create_backend(device("openvino", {"precision": "f32"}))
+    result = backend.measure(unknown_op_workload())
+    assert result.status == "unsupported" and "NoSuchOp" in result.reason
+
+
+def test_missing_runtime_names_package_and_extra(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a))
+    with pytest.raises(BackendUnavailableError, match=r"'openvino' is not installed \(pip install 'vidlat\[openvino\]'\)"):
+        create_backend(device("openvino", {"precision": "f32"}))
+
+
+# ---------------------------------------------------------------------------------------- torch
+def torch_workload() -> Workload:
+    import torch
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv3d(4, 4, 3, padding=1), torch.nn.ReLU()).eval()
+
+    return Workload(key="torch-conv", onnx=conv_workload().onnx, inputs={"x": (1, 4, 2, 8, 8)}, builder=build)
+
+
+@pytest.mark.parametrize("mode", ["eager", "torchscript"])
+def test_torch_runs_the_builder(mode):
+    measurement = create_backend(device("torch", {"mode": mode})).measure(torch_workload())
+    assert measurement.status == "ok" and measurement.median_ms > 0
+
+
+def test_torch_without_builder_is_unsupported():
+    result = create_backend(device("torch")).measure(conv_workload())
+    assert result.status == "unsupported" and "no torch builder" in result.reason
+
+
+def test_torch_module_error_is_failed():
+    import torch
+
+    broken = Workload(key="broken", onnx=b"", inputs={"x": (1, 3, 2, 8, 8)},
+                      builder=lambda: torch.nn.Conv3d(4, 4, 3))
+    result = create_backend(device("torch")).measure(broken)
+    assert result.status == "failed" and "RuntimeError" in result.reason
+
+
+# ---------------------------------------------------------------------------------------- tensorrt
+def test_tensorrt_unavailable_here_says_why():
+    status = availability(resolve_device("trt-gpu"))
+    if importlib.util.find_spec("tensorrt") is None:
+        assert not status.ok and "pip install 'vidlat[tensorrt]'" in status.reason
+    elif not status.ok:
+        assert "CUDA" in status.reason or "device_index" in status.reason
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT is not installable on these machines")
+def test_tensorrt_builds_and_times_an_engine():
+    config = resolve_device("trt-gpu")
+    if not availability(config).ok:
+        pytest.skip(availability(config).reason)
+    measurement = create_backend(config).measure(conv_workload())
+    assert measurement.status == "ok" and measurement.median_ms > 0
