@@ -17,6 +17,7 @@ from profiler.errors import VidlatError
 # (module, attribute) of every top-level command, in the order `vidlat --help` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.devices", "devices"),
+    ("vidlat.cli.agent", "agent"),
 ]
 
 

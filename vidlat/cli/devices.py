@@ -47,3 +47,36 @@ def validate_device(file: str) -> None:
     """Check a device YAML file against the schema."""
     config = load_device_file(file)
     click.echo(f"{file}: ok (device '{config.name}', backend '{config.backend}')")
+
+
+@devices.command("check")
+@click.argument("device")
+def check_device(device: str) -> None:
+    """Connection self-test: reach the device (its agent, for a remote device), print its
+    fingerprint and time one small 3D convolution built without torch."""
+    import time
+
+    from profiler.agent.probe import probe_workload
+    from profiler.backends import create_backend
+    from profiler.errors import BackendUnavailableError
+
+    config = resolve_device(device)
+    backend = create_backend(config)
+    try:
+        started = time.perf_counter()
+        fingerprint = backend.fingerprint()
+        click.echo(f"{config.name}: reached ({config.backend}) in {(time.perf_counter() - started) * 1000:.0f} ms")
+        for key, value in fingerprint.items():
+            click.echo(f"  {key}: {value}")
+        probe = probe_workload()
+        started = time.perf_counter()
+        measurement = backend.measure(probe)
+        elapsed = time.perf_counter() - started
+    finally:
+        backend.close()
+    if measurement.status != "ok":
+        raise BackendUnavailableError(f"device '{config.name}' answered, but the self-test workload came back {measurement.status}: {measurement.reason}")
+    click.echo(
+        f"probe {probe.key}: median {measurement.median_ms:.3f} ms (p10 {measurement.p10_ms:.3f}, p90 {measurement.p90_ms:.3f}, "
+        f"{measurement.runs} runs{', contended' if measurement.contended else ''}); whole request {elapsed:.2f} s"
+    )

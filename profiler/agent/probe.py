@@ -1,0 +1,45 @@
+"""The self-test workload of `vidlat devices check`: one small 3D convolution, built with onnx.helper.
+
+No torch: the check runs wherever the profiler core runs. ::
+
+    x (1, 8, 4, 16, 16) ──Conv3d 8->8, k=3x3x3, pad 1──> Relu ──> y (1, 8, 4, 16, 16)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from profiler.workload import Workload
+
+CHANNELS, FRAMES, SIZE, OPSET = 8, 4, 16, 18
+
+
+def probe_workload() -> Workload:
+    """A deterministic 3D conv + ReLU workload (about 1.8 M multiply-adds)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((CHANNELS, CHANNELS, 3, 3, 3)) * 0.1).astype(np.float32)
+    bias = np.zeros(CHANNELS, dtype=np.float32)
+    shape = [1, CHANNELS, FRAMES, SIZE, SIZE]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3, 3], pads=[1] * 6),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "vidlat_probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="vidlat-probe")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    macs = CHANNELS * CHANNELS * 27 * FRAMES * SIZE * SIZE
+    return Workload(
+        key=f"probe_conv3d_k333|in={CHANNELS}x{FRAMES}x{SIZE}x{SIZE}|out={CHANNELS}",
+        onnx=model.SerializeToString(),
+        inputs={"x": tuple(shape)},
+        spec={"op": "probe", "macs": macs, "flops": 2 * macs},
+    )
