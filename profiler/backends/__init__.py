@@ -18,6 +18,7 @@ BACKENDS: dict[str, str] = {
     "openvino": "profiler.backends.openvino:OpenVinoBackend",
     "torch": "profiler.backends.torch_backend:TorchBackend",
     "tensorrt": "profiler.backends.tensorrt:TensorRtBackend",
+    "remote": "profiler.backends.remote:RemoteBackend",
 }
 
 
