@@ -17,6 +17,8 @@ from profiler.errors import VidlatError
 # (module, attribute) of every top-level command, in the order `vidlat --help` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.devices", "devices"),
+    ("vidlat.cli.profile", "profile"),
+    ("vidlat.cli.lut", "lut"),
     ("vidlat.cli.agent", "agent"),
 ]
 

@@ -1,0 +1,109 @@
+"""``vidlat lut``: a device's lookup table for a search space, shown or written as CSV/Parquet.
+
+::
+
+    space entries (layer, block, key; stem/head at layer -1) ──join on key──> store.table(device)
+        ──> one row per (layer, candidate): key, layer, block, status, median_ms, stats, spec columns
+
+Entries the store does not hold have status ``missing``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from profiler.catalog import resolve_device
+from profiler.errors import StoreError, VidlatError
+from profiler.store import STAT_COLUMNS, LatencyStore, default_store_path
+
+FRONT = ["key", "layer", "block", "status", "reason", *STAT_COLUMNS, "measured_at"]
+SHOWN = ["layer", "block", "status", "median_ms", "p10_ms", "p90_ms", "runs", "contended", "key"]
+
+
+class LutExportError(VidlatError):
+    """The lookup table cannot be written where asked."""
+
+
+def lut_table(store: LatencyStore, device_name: str, space_name: str) -> pd.DataFrame:
+    """One row per (layer, candidate) of the space, plus stem/head at layer -1, with the latest stats."""
+    from predictors.lut import space_entries
+    from search.space import load_space
+
+    entries = space_entries(load_space(space_name))
+    table = store.table(device_name, keys=list(entries["key"].unique())).drop(columns=["spec"], errors="ignore")
+    spec_columns = [column for column in table.columns if column not in FRONT and column != "key"]
+    merged = entries.merge(table, on="key", how="left")
+    merged["status"] = merged["status"].fillna("missing")
+    merged["reason"] = merged["reason"].fillna("")
+    for column in spec_columns:  # spec keys of workloads never measured still come from the space
+        merged[column] = merged[column].where(merged[column].notna(), merged["spec"].map(lambda spec, c=column: spec.get(c)))
+    ordered = [*FRONT, *[c for c in spec_columns if c not in FRONT]]
+    merged = merged[[*ordered, "spec"]]
+    return merged.sort_values(["layer", "block"], kind="stable").reset_index(drop=True)
+
+
+def _device_name(device: str, store: LatencyStore) -> str:
+    if device in store.devices():
+        return device
+    return resolve_device(device).name
+
+
+def _open_store(store_path: str | None) -> LatencyStore:
+    path = Path(store_path) if store_path else default_store_path()
+    if not path.exists():
+        raise StoreError(f"{path}: no latency store here; run `vidlat profile --device D --space S` first or pass --store")
+    return LatencyStore(path)
+
+
+@click.group()
+def lut() -> None:
+    """Lookup tables: a device's measured latency of every (layer, candidate) of a space."""
+
+
+_device = click.option("--device", required=True, help="device name (shipped, in the store, or a .yaml path)")
+_space = click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
+_store = click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
+
+
+@lut.command("show")
+@_device
+@_space
+@_store
+def show(device: str, space_name: str, store_path: str | None) -> None:
+    """Print the lookup table (main columns; `lut export` writes all of them)."""
+    with _open_store(store_path) as store:
+        table = lut_table(store, _device_name(device, store), space_name)
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        click.echo(table[SHOWN].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    counts = table["status"].value_counts()
+    click.echo(", ".join(f"{count} {status}" for status, count in counts.items()))
+
+
+@lut.command("export")
+@_device
+@_space
+@_store
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="output file, .csv or .parquet")
+def export(device: str, space_name: str, store_path: str | None, out: str) -> None:
+    """Write the lookup table as CSV or Parquet (the spec dict as JSON in column `spec`)."""
+    target = Path(out)
+    if target.suffix not in {".csv", ".parquet"}:
+        raise LutExportError(f"--out {out}: the file must end in .csv or .parquet")
+    with _open_store(store_path) as store:
+        name = _device_name(device, store)
+        table = lut_table(store, name, space_name)
+    table = table.assign(spec=table["spec"].map(lambda spec: json.dumps(spec, sort_keys=True, default=str)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".csv":
+        table.to_csv(target, index=False)
+    else:
+        table.to_parquet(target, index=False)
+    missing = int((table["status"] == "missing").sum())
+    click.echo(f"wrote {len(table)} rows ({name}, space {space_name}) to {target}")
+    if missing:
+        click.echo(f"warning: {missing} entries are not measured yet (status 'missing'); "
+                   f"run `vidlat profile --device {device} --space {space_name}`", err=True)
