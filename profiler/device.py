@@ -107,6 +107,7 @@ class HostCpu(_Strict):
     clock_ghz: float = Field(..., gt=0)
     flops_per_cycle: float = Field(8.0, gt=0, description="per core, for the op's precision")
     efficiency: float = Field(0.3, gt=0, le=1)
+    sync_us: float = Field(50.0, ge=0, description="hand-over from the fabric to the host and back (cache flush, interrupt)")
 
 
 class VectorUnit(_Strict):

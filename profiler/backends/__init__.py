@@ -19,6 +19,7 @@ BACKENDS: dict[str, str] = {
     "torch": "profiler.backends.torch_backend:TorchBackend",
     "tensorrt": "profiler.backends.tensorrt:TensorRtBackend",
     "remote": "profiler.backends.remote:RemoteBackend",
+    "simulator": "profiler.simulators.backend:SimulatorBackend",
 }
 
 

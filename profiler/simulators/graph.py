@@ -1,0 +1,136 @@
+"""The ONNX graph walker: nodes in execution order, with every tensor's shape inferred.
+
+::
+
+    ONNX bytes + input shapes ──> fix the graph inputs' dims ──> onnx.shape_inference
+          ──> Graph(nodes=[GraphNode(name, op_type, inputs: [Tensor], outputs: [Tensor], attrs)] in topological order, outputs)
+
+A ``Tensor`` knows its shape (``None`` where inference could not tell), its element type and
+whether it is a constant (an initializer or a ``Constant`` output), so the cost models can tell
+weights from activations. numpy and onnx only: no torch, no runtime.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+from onnx import helper, numpy_helper
+
+from profiler.errors import WorkloadError
+
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One value of the graph: name, shape (``None`` if unknown), element type, constant or not."""
+
+    name: str
+    shape: tuple[int, ...] | None
+    elem_type: int = onnx.TensorProto.FLOAT
+    constant: bool = False
+
+    @property
+    def elements(self) -> int:
+        """Number of elements (0 when the shape is unknown)."""
+        return math.prod(self.shape) if self.shape is not None else 0
+
+    @property
+    def is_float(self) -> bool:
+        return self.elem_type in FLOAT_TYPES
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One ONNX node with its tensors resolved; ``name`` is never empty."""
+
+    name: str
+    op_type: str
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def unknown_shapes(self) -> list[str]:
+        """Names of the (non-empty) inputs and outputs whose shape inference could not tell."""
+        return [tensor.name for tensor in (*self.inputs, *self.outputs) if tensor.name and tensor.shape is None]
+
+
+def _shape_of(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for dim in type_proto.tensor_type.shape.dim:
+        if not dim.HasField("dim_value") or dim.dim_value < 0:
+            return None
+        dims.append(int(dim.dim_value))
+    return tuple(dims)
+
+
+def _fix_input_shapes(model: onnx.ModelProto, inputs: dict[str, tuple[int, ...]]) -> None:
+    initializers = {init.name for init in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        if value.name not in inputs:
+            if _shape_of(value.type) is None:
+                raise WorkloadError(f"graph input '{value.name}' has no fixed shape and the workload gives none; inputs given: {', '.join(inputs) or 'none'}")
+            continue
+        shape = inputs[value.name]
+        dims = value.type.tensor_type.shape
+        dims.ClearField("dim")
+        for size in shape:
+            dims.dim.add().dim_value = int(size)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The nodes in execution order and the names of the graph's outputs."""
+
+    nodes: list[GraphNode]
+    outputs: frozenset[str]
+
+    def consumers(self) -> dict[str, list[GraphNode]]:
+        """Tensor name -> the nodes that read it."""
+        readers: dict[str, list[GraphNode]] = {}
+        for node in self.nodes:
+            for tensor in node.inputs:
+                if tensor.name:
+                    readers.setdefault(tensor.name, []).append(node)
+        return readers
+
+
+def load_graph(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> Graph:
+    """The nodes of an ONNX model in execution order, shapes inferred at the given input shapes."""
+    try:
+        model = onnx.load_from_string(onnx_bytes)
+    except Exception as exc:  # onnx raises DecodeError and others for bad bytes
+        raise WorkloadError(f"workload is not a valid ONNX model: {exc}") from None
+    _fix_input_shapes(model, inputs)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:  # inference errors carry the op and the reason
+        raise WorkloadError(f"ONNX shape inference failed: {str(exc).splitlines()[0]}") from None
+
+    graph = model.graph
+    tensors: dict[str, Tensor] = {}
+    for init in graph.initializer:
+        tensors[init.name] = Tensor(init.name, tuple(int(d) for d in init.dims), init.data_type, constant=True)
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        if value.name in tensors:
+            continue
+        tensor_type = value.type.tensor_type
+        tensors[value.name] = Tensor(value.name, _shape_of(value.type), tensor_type.elem_type or onnx.TensorProto.FLOAT)
+
+    nodes: list[GraphNode] = []
+    for index, node in enumerate(graph.node):
+        attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+        if node.op_type == "Constant" and "value" in attrs:
+            array = numpy_helper.to_array(attrs["value"])
+            tensors[node.output[0]] = Tensor(node.output[0], tuple(array.shape), attrs["value"].data_type, constant=True)
+        resolved_inputs = tuple(tensors.get(name, Tensor(name, None)) if name else Tensor("", None) for name in node.input)
+        resolved_outputs = tuple(tensors.get(name, Tensor(name, None)) for name in node.output)
+        nodes.append(GraphNode(node.name or f"{node.op_type}_{index}", node.op_type, resolved_inputs, resolved_outputs, attrs))
+    return Graph(nodes, frozenset(value.name for value in graph.output))
