@@ -1,0 +1,165 @@
+"""The lookup-table predictor: measured latency of every (layer, candidate) of a search space.
+
+::
+
+    entries (DataFrame)                                        LUTPredictor
+    layer  block                 key              median_ms
+    -1     stem                  stem|...          0.41   ──>  fixed_ms = stem + head
+     0     x3d_k333_e3_se        x3d_k333_...      1.20   ──>  layer_latencies(space.layers)
+     0     skip                  skip|...          0.00         -> [array([1.20, 0.00, ...]), ...]
+    ...                                                         predict_archs([[block, ...], ...])
+    -1     head                  head|...          0.15         -> total ms per arch (vectorised)
+
+Stem and head rows have ``layer`` -1. Entries come from the store (``from_store``), from a file
+written by ``vidlat lut export`` (``from_file``, CSV or Parquet) or from any DataFrame with the
+columns ``layer, block, key, median_ms`` (and optionally ``spec``). A workload without a measured
+latency is a miss: ``LUTMissError`` naming the keys, or, when a regressor is given and the entry
+carries its spec, the regressor's prediction (``source`` column says which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from predictors.errors import LUTMissError, PredictorError
+from predictors.features import as_spec
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("layer", "block", "key", "median_ms")
+FIXED_LAYER = -1
+
+
+class LayerSlotLike(Protocol):
+    """What ``layer_latencies`` needs of a search-space layer (``search.space.LayerSlot``)."""
+
+    index: int
+    candidates: list[str]
+
+
+class RegressorLike(Protocol):
+    def predict(self, specs: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
+
+
+def space_entries(space: Any) -> pd.DataFrame:
+    """Entries (layer, block, key, spec) of every workload of a ``search.space.SearchSpace``."""
+    rows = [
+        {"layer": item.layer, "block": item.block, "key": item.workload.key, "spec": item.workload.spec}
+        for item in space.workloads()
+    ]
+    rows += [
+        {"layer": FIXED_LAYER, "block": str(workload.spec.get("op", "fixed")), "key": workload.key, "spec": workload.spec}
+        for workload in space.fixed_workloads()
+    ]
+    return pd.DataFrame(rows, columns=["layer", "block", "key", "spec"])
+
+
+def measured_entries(entries: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``entries`` with ``median_ms`` (and ``status``) joined from a store table on ``key``."""
+    keep = [column for column in ("key", "median_ms", "status") if column in table.columns]
+    measured = table[keep].drop_duplicates("key", keep="last")
+    if "status" in measured.columns:
+        measured = measured.assign(median_ms=measured["median_ms"].where(measured["status"] == "ok"))
+    base = entries.drop(columns=[c for c in ("median_ms", "status") if c in entries.columns])
+    return base.merge(measured, on="key", how="left")
+
+
+class LUTPredictor:
+    """Per-layer candidate latencies of one device and space, with an optional regressor for misses."""
+
+    def __init__(self, entries: pd.DataFrame, *, regressor: RegressorLike | None = None, device: str = "") -> None:
+        missing = [column for column in REQUIRED_COLUMNS if column not in entries.columns]
+        if missing:
+            raise PredictorError(
+                f"lookup table lacks column(s) {', '.join(missing)}; it needs {', '.join(REQUIRED_COLUMNS)}"
+            )
+        frame = entries.copy()
+        frame["layer"] = pd.to_numeric(frame["layer"], errors="coerce").fillna(FIXED_LAYER).astype(int)
+        frame["median_ms"] = pd.to_numeric(frame["median_ms"], errors="coerce")
+        frame["source"] = np.where(frame["median_ms"].notna(), "lut", "")
+        misses = frame["median_ms"].isna()
+        if regressor is not None and misses.any() and "spec" in frame.columns:
+            fill = misses & frame["spec"].notna()
+            if fill.any():
+                frame.loc[fill, "median_ms"] = regressor.predict([as_spec(s) for s in frame.loc[fill, "spec"]])
+                frame.loc[fill, "source"] = "regressor"
+        self.device = device
+        self.entries = frame.drop_duplicates(["layer", "block"], keep="last").reset_index(drop=True)
+        self._ms = {
+            (int(layer), str(block)): float(ms)
+            for layer, block, ms in zip(self.entries["layer"], self.entries["block"], self.entries["median_ms"])
+        }
+        self._keys = {(int(l), str(b)): str(k) for l, b, k in zip(self.entries["layer"], self.entries["block"], self.entries["key"])}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_file(cls, path: str | Path, *, regressor: RegressorLike | None = None, device: str = "") -> "LUTPredictor":
+        """Read a ``vidlat lut export`` file (.csv or .parquet)."""
+        path = Path(path)
+        if not path.is_file():
+            raise PredictorError(f"lookup table file '{path}' does not exist")
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif path.suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise PredictorError(f"lookup table file '{path}' must end in .csv or .parquet")
+        return cls(frame, regressor=regressor, device=device)
+
+    @classmethod
+    def from_store(
+        cls, store: Any, device_name: str, entries: pd.DataFrame, *, regressor: RegressorLike | None = None
+    ) -> "LUTPredictor":
+        """Entries (e.g. ``space_entries(space)``) with the latest latencies of ``device_name``."""
+        table = store.table(device_name, keys=list(entries["key"].unique()))
+        return cls(measured_entries(entries, table), regressor=regressor, device=device_name)
+
+    # ------------------------------------------------------------------ lookups
+    def _lookup(self, wanted: Iterable[tuple[int, str]]) -> np.ndarray:
+        wanted = list(wanted)
+        values = np.array([self._ms.get(item, np.nan) for item in wanted], dtype=float)
+        if np.isnan(values).any():
+            misses = [self._keys.get(item, f"layer {item[0]}: {item[1]} (not in the table)") for item, v in zip(wanted, values) if np.isnan(v)]
+            raise LUTMissError(list(dict.fromkeys(misses)), self.device)
+        return values
+
+    @property
+    def fixed_ms(self) -> float:
+        """Latency of the fixed parts (stem and head), ms."""
+        fixed = [(layer, block) for layer, block in self._ms if layer == FIXED_LAYER]
+        return float(self._lookup(fixed).sum()) if fixed else 0.0
+
+    def layer_latencies(self, space_layers: Sequence[LayerSlotLike]) -> list[np.ndarray]:
+        """Per layer, ms of every candidate in the layer's candidate order (all misses in one error)."""
+        wanted = [(int(slot.index), str(block)) for slot in space_layers for block in slot.candidates]
+        flat = self._lookup(wanted)
+        sizes = np.cumsum([len(slot.candidates) for slot in space_layers])[:-1]
+        return [np.asarray(part) for part in np.split(flat, sizes)]
+
+    def block_ms(self, layers: Sequence[str]) -> np.ndarray:
+        """Latency of each block of one arch (``layers[i]`` is the block string of layer i)."""
+        return self._lookup((i, str(block)) for i, block in enumerate(layers))
+
+    def block_keys(self, layers: Sequence[str]) -> list[str]:
+        return [self._keys.get((i, str(block)), "") for i, block in enumerate(layers)]
+
+    def block_sources(self, layers: Sequence[str]) -> list[str]:
+        """Where each block's latency came from: 'lut' (measured) or 'regressor'."""
+        source = dict(zip(zip(self.entries["layer"], self.entries["block"]), self.entries["source"]))
+        return [str(source.get((i, str(block)), "")) for i, block in enumerate(layers)]
+
+    def predict_archs(self, archs: Sequence[Sequence[str]]) -> np.ndarray:
+        """Plain block sum plus stem and head, ms, for many archs at once."""
+        if not archs:
+            return np.zeros(0)
+        depth = max(len(layers) for layers in archs)
+        flat = self._lookup((i, str(block)) for layers in archs for i, block in enumerate(layers))
+        lengths = np.fromiter((len(layers) for layers in archs), dtype=int, count=len(archs))
+        if np.all(lengths == depth):
+            sums = flat.reshape(len(archs), depth).sum(axis=1)
+        else:
+            sums = np.add.reduceat(flat, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        return sums + self.fixed_ms
