@@ -1,0 +1,147 @@
+"""The FBNet supernet: every searchable layer holds all its candidates and architecture logits.
+
+::
+
+    x --stem--> [MixedLayer 0] --> ... --> [MixedLayer L-1] --head--> class logits
+                     |                            |
+      theta_0 --gumbel-softmax(tau)--> m_0   theta_L-1 --> m_L-1     (mixing weights per layer)
+      softmax(theta_l) . latency_l  ----------sum + fixed_ms------>  expected latency (ms)
+
+Two ways to mix a layer's candidates with the Gumbel-softmax sample ``m``:
+
+- ``soft`` (FBNet): ``sum_i m_i * op_i(x)``, every candidate runs;
+- ``hard`` (GDAS): ``m`` is one-hot in the forward pass with straight-through gradients to all logits,
+  only the sampled candidate runs: ``m_k * op_k(x)``.
+
+The expected latency is differentiable in the logits, so the latency term of the loss reaches
+them directly; it does not depend on the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Mode = Literal["soft", "hard"]
+MODES: tuple[str, ...] = ("soft", "hard")
+
+
+class MixedLayer(nn.Module):
+    """One searchable layer: its candidate blocks, their latencies (ms) and the logits over them."""
+
+    def __init__(self, candidates: Sequence[nn.Module], latencies_ms: Sequence[float], names: Sequence[str]) -> None:
+        super().__init__()
+        if not len(candidates) == len(latencies_ms) == len(names) or not candidates:
+            raise ValueError("a mixed layer needs as many latencies and names as candidates (at least one)")
+        self.names = list(names)
+        self.candidates = nn.ModuleList(candidates)
+        self.logits = nn.Parameter(torch.zeros(len(candidates)))
+        self.register_buffer("latencies_ms", torch.tensor(list(latencies_ms), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor, *, temperature: float, mode: Mode) -> torch.Tensor:
+        if not self.training:  # evaluation runs the derived (argmax) candidate, no noise
+            return self.candidates[int(self.logits.argmax())](x)
+        if mode == "hard":
+            mask = F.gumbel_softmax(self.logits, tau=temperature, hard=True)
+            chosen = int(mask.argmax())
+            return mask[chosen] * self.candidates[chosen](x)
+        mask = F.gumbel_softmax(self.logits, tau=temperature, hard=False)
+        return sum(weight * op(x) for weight, op in zip(mask, self.candidates))
+
+    def probabilities(self) -> torch.Tensor:
+        """softmax(logits): the probability of each candidate."""
+        return F.softmax(self.logits, dim=0)
+
+    def expected_latency(self) -> torch.Tensor:
+        """softmax(logits) . latencies (ms), differentiable in the logits."""
+        return (self.probabilities() * self.latencies_ms).sum()
+
+
+class Supernet(nn.Module):
+    """Stem, mixed layers and head; ``forward`` gives (class logits, expected latency in ms)."""
+
+    def __init__(self, *, stem: nn.Module, layers: Sequence[MixedLayer], head: nn.Module, fixed_ms: float) -> None:
+        super().__init__()
+        self.stem = stem
+        self.layers = nn.ModuleList(layers)
+        self.head = head
+        self.fixed_ms = float(fixed_ms)
+
+    def forward(self, x: torch.Tensor, *, temperature: float = 1.0, mode: Mode = "soft") -> tuple[torch.Tensor, torch.Tensor]:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x, temperature=temperature, mode=mode)
+        return self.head(x), self.expected_latency()
+
+    def expected_latency(self) -> torch.Tensor:
+        """Sum of the layers' expected latencies plus the fixed part (stem and head), in ms."""
+        return torch.stack([layer.expected_latency() for layer in self.layers]).sum() + self.fixed_ms
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The architecture logits, one vector per layer."""
+        return [layer.logits for layer in self.layers]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not an architecture logit."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def probabilities(self) -> list[list[float]]:
+        """Per layer, the probability of each candidate."""
+        return [layer.probabilities().detach().tolist() for layer in self.layers]
+
+    def derived(self) -> list[str]:
+        """The most probable candidate of every layer (argmax of the logits)."""
+        return [layer.names[int(layer.logits.argmax())] for layer in self.layers]
+
+    def derived_latency_ms(self) -> float:
+        """Table latency of the derived architecture (sum of argmax candidates plus fixed part)."""
+        return self.fixed_ms + sum(float(layer.latencies_ms[int(layer.logits.argmax())]) for layer in self.layers)
+
+
+def create_supernet(space: Any, *, latency_table: Sequence[Sequence[float]], fixed_ms: float) -> Supernet:
+    """The supernet of a ``search.space.SearchSpace`` with the latency of every (layer, candidate).
+
+    ``latency_table[l][i]`` is the latency in ms of ``space.layers[l].candidates[i]``; ``fixed_ms`` is
+    stem plus head. Stem and head are built as ``search.arch.build_model`` builds them.
+    """
+    from search.arch import create_head, create_stem
+    from search.blocks import create_block
+
+    if len(latency_table) != len(space.layers):
+        raise ValueError(f"latency table has {len(latency_table)} layers, the space has {len(space.layers)}")
+    layers = []
+    for slot, latencies in zip(space.layers, latency_table):
+        if len(latencies) != len(slot.candidates):
+            raise ValueError(f"layer {slot.index}: {len(latencies)} latencies for {len(slot.candidates)} candidates")
+        blocks = [
+            create_block(name, in_channels=slot.in_channels, out_channels=slot.out_channels, stride=tuple(slot.stride))
+            for name in slot.candidates
+        ]
+        layers.append(MixedLayer(blocks, latencies, slot.candidates))
+    template = space.sample(0)
+    stem = create_stem(
+        in_channels=template.input_shape[0],
+        out_channels=template.stem["channels"],
+        temporal_kernel=template.stem.get("temporal_kernel", 5),
+    )
+    head = create_head(
+        in_channels=template.channels[-1], hidden_channels=template.head["channels"], num_classes=template.num_classes
+    )
+    return Supernet(stem=stem, layers=layers, head=head, fixed_ms=fixed_ms)
+
+
+def derived_arch(space: Any, supernet: Supernet, *, name: str = "", notes: dict[str, Any] | None = None) -> Any:
+    """The ``search.arch.ArchSpec`` of the supernet's argmax candidates (stem, head, shapes from the space)."""
+    template = space.sample(0)
+    return dataclasses.replace(template, layers=supernet.derived(), name=name, notes=dict(notes or {}))
+
+
+__all__ = ["MODES", "MixedLayer", "Supernet", "create_supernet", "derived_arch"]

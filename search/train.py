@@ -1,0 +1,130 @@
+"""Train an architecture from scratch and report its accuracy; save and load its weights safely.
+
+::
+
+    ArchSpec --build_model--> VideoNet --AdamW + cosine, CE, `epochs` over train-->
+        best epoch by val accuracy --> test accuracy; weights --torch.save(tensors only)--> .pt
+
+Weights are a plain ``state_dict`` of tensors, loaded back with ``torch.load(weights_only=True)``,
+so a weights file a user hands over cannot run code.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from search.arch import ArchSpec, build_model
+from search.data.clips import ClipSplits, DataError
+from search.dnas import evaluate_accuracy
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule of a from-scratch training run."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    """Accuracy of the best epoch (by val accuracy), the per-epoch history and the trained model."""
+
+    val_acc: float
+    test_acc: float
+    best_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    model: nn.Module | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "val_acc": self.val_acc, "test_acc": self.test_acc, "best_epoch": self.best_epoch,
+            "seconds": self.seconds, "history": self.history,
+        }
+
+
+def check_clip_channels(arch: ArchSpec, data: ClipSplits) -> None:
+    """The data's channels must match the arch's input channels."""
+    if data.clip_shape[0] != arch.input_shape[0]:
+        raise DataError(
+            f"clips have {data.clip_shape[0]} channel(s) but the arch takes {arch.input_shape[0]}; "
+            f"generate the data with channels={arch.input_shape[0]}"
+        )
+    if data.num_classes != arch.num_classes:
+        raise DataError(f"the data has {data.num_classes} classes but the arch has {arch.num_classes} outputs")
+
+
+def train_arch(arch: ArchSpec, data: ClipSplits, config: TrainConfig = TrainConfig(), *, progress: bool = True) -> TrainResult:
+    """Train ``build_model(arch)`` from scratch on ``data.train``; keep the epoch with the best val accuracy."""
+    check_clip_channels(arch, data)
+    torch.manual_seed(config.seed)
+    model = build_model(arch)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * -(-len(data.train) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps, pct_start=0.15)
+    best_state, best_val, best_epoch = copy.deepcopy(model.state_dict()), -1.0, -1
+    history: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, desc="train", unit="epoch", dynamic_ncols=True)
+    for epoch in range(config.epochs):
+        model.train()
+        shuffle = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for x, y in data.train.batches(config.batch_size, generator=shuffle, shuffle=True):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        val_acc = evaluate_accuracy(model, data.val)
+        history.append({"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen, "val_acc": val_acc})
+        if val_acc > best_val:
+            best_state, best_val, best_epoch = copy.deepcopy(model.state_dict()), val_acc, epoch
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}", val=f"{val_acc:.2f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(best_state)
+    test_acc = evaluate_accuracy(model, data.test)
+    return TrainResult(
+        val_acc=best_val, test_acc=test_acc, best_epoch=best_epoch, history=history,
+        seconds=time.perf_counter() - started, model=model.eval(),
+    )
+
+
+def save_weights(model: nn.Module, path: str | Path) -> None:
+    """Write the model's ``state_dict`` (tensors only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({name: tensor.detach().clone() for name, tensor in model.state_dict().items()}, path)
+
+
+def load_weights(arch: ArchSpec, path: str | Path) -> nn.Module:
+    """``build_model(arch)`` with the weights in ``path`` (loaded with ``weights_only=True``), in eval mode."""
+    model = build_model(arch)
+    model.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+__all__ = ["TrainConfig", "TrainResult", "check_clip_channels", "load_weights", "save_weights", "train_arch"]

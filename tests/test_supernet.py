@@ -1,0 +1,99 @@
+"""Supernet: latency term gradient, soft and hard (one candidate runs) mixing, derived arch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from search.arch import create_head
+from search.blocks import create_block
+from search.supernet import MixedLayer, Supernet
+
+CANDIDATES = ["x3d_k133_e2", "tsm_k133_e2", "skip"]
+LATENCIES = [[3.0, 2.0, 0.1], [5.0, 1.0, 0.2]]
+
+
+class Counting(nn.Module):
+    """Wraps a block and counts its forward calls."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block, self.calls = block, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.block(x)
+
+
+def tiny_supernet(fixed_ms: float = 1.5) -> Supernet:
+    torch.manual_seed(0)
+    layers = [
+        MixedLayer(
+            [Counting(create_block(name, in_channels=8, out_channels=8, stride=(1, 1, 1))) for name in CANDIDATES],
+            latencies, CANDIDATES,
+        )
+        for latencies in LATENCIES
+    ]
+    stem = nn.Conv3d(1, 8, 3, padding=1)
+    return Supernet(stem=stem, layers=layers, head=create_head(in_channels=8, hidden_channels=16, num_classes=4), fixed_ms=fixed_ms)
+
+
+def test_expected_latency_is_softmax_dot_table_plus_fixed():
+    net = tiny_supernet()
+    assert float(net.expected_latency().detach()) == pytest.approx(sum(sum(row) / 3 for row in LATENCIES) + 1.5)
+    with torch.no_grad():
+        net.layers[0].logits.copy_(torch.tensor([0.0, 2.0, 0.0]))
+    probs = torch.softmax(torch.tensor([0.0, 2.0, 0.0]), 0)
+    assert float(net.layers[0].expected_latency().detach()) == pytest.approx(float(probs @ torch.tensor(LATENCIES[0])))
+
+
+def test_latency_gradient_reaches_the_logits_and_pushes_to_fast_candidates():
+    net = tiny_supernet()
+    net.expected_latency().backward()
+    for layer, latencies in zip(net.layers, LATENCIES):
+        grad = layer.logits.grad
+        assert grad is not None and torch.all(grad != 0)
+        assert int(grad.argmax()) == latencies.index(max(latencies))  # descent lowers the slowest candidate
+    assert all(p.grad is None for p in net.weight_parameters())  # the latency term does not touch weights
+
+
+def test_soft_mode_runs_every_candidate_and_trains_logits_through_ce():
+    net = tiny_supernet()
+    logits, latency = net(torch.randn(2, 1, 4, 8, 8), temperature=5.0, mode="soft")
+    assert logits.shape == (2, 4) and latency.ndim == 0
+    assert all(op.calls == 1 for layer in net.layers for op in layer.candidates)
+    logits.sum().backward()
+    assert all(layer.logits.grad is not None and torch.any(layer.logits.grad != 0) for layer in net.layers)
+
+
+def test_hard_mode_runs_exactly_one_candidate_per_layer_with_straight_through_gradient():
+    net = tiny_supernet()
+    for _ in range(5):
+        logits, _ = net(torch.randn(2, 1, 4, 8, 8), temperature=1.0, mode="hard")
+    assert all(sum(op.calls for op in layer.candidates) == 5 for layer in net.layers)
+    net.zero_grad()
+    logits, _ = net(torch.randn(2, 1, 4, 8, 8), temperature=1.0, mode="hard")
+    logits.pow(2).sum().backward()
+    assert all(torch.count_nonzero(layer.logits.grad) >= 2 for layer in net.layers)  # reaches all logits
+
+
+def test_eval_runs_the_derived_candidates_and_derived_latency_matches_table():
+    net = tiny_supernet()
+    with torch.no_grad():
+        net.layers[0].logits.copy_(torch.tensor([0.0, 0.0, 3.0]))
+        net.layers[1].logits.copy_(torch.tensor([4.0, 0.0, 0.0]))
+    assert net.derived() == ["skip", "x3d_k133_e2"]
+    assert net.derived_latency_ms() == pytest.approx(0.1 + 5.0 + 1.5)
+    net.eval()
+    net(torch.randn(1, 1, 4, 8, 8))
+    assert [[op.calls for op in layer.candidates] for layer in net.layers] == [[0, 0, 1], [1, 0, 0]]
+    assert len(net.arch_parameters()) == 2
+    assert len(net.weight_parameters()) == len(list(net.parameters())) - 2
+
+
+def test_mismatched_latencies_are_rejected():
+    with pytest.raises(ValueError, match="latencies"):
+        MixedLayer([nn.Identity()], [1.0, 2.0], ["skip"])
+    with pytest.raises(ValueError, match="mode"):
+        tiny_supernet()(torch.randn(1, 1, 4, 8, 8), mode="medium")
