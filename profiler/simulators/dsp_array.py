@@ -16,9 +16,11 @@
 ``R`` is every output row of every frame (batch and output frames stacked), ``C`` the output
 columns, BW the DDR bytes per cycle (bandwidth x efficiency / clock). ``Tm x Tn`` is fixed in the
 fabric; ``Tr x Tc`` is chosen per layer as the fastest tile whose input, weight and output tiles fit
-half of their buffers (the other half is the double buffer). A depthwise convolution has one input
-channel per output: it runs ``Tm`` channels side by side with one of the ``Tn`` input lanes busy,
-so its utilisation is at most ``1 / Tn``. Other grouped convolutions run group after group.
+half of their buffers (the other half is the double buffer). A grouped convolution packs
+``P = min(Tm // (M/g), Tn // (C/g), g)`` groups block-diagonally into one pass and runs
+``ceil(g / P)`` passes; a depthwise convolution (one input channel per output) packs
+``min(Tm, Tn)`` channels with one MAC each busy, so its utilisation is at most ``1 / max(Tm, Tn)``.
+Groups wider than the array run one after another.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ from profiler.device import DspArrayHardware
 from profiler.simulators.cost import NodeCost
 from profiler.simulators.ops import MacShape
 from profiler.simulators.units import ELEMENT_BYTES
+
+
+@dataclass(frozen=True)
+class GroupMapping:
+    """Groups packed side by side (block-diagonal) into one pass of the array, and the passes."""
+
+    out_channels: int  # M of one pass
+    in_channels: int  # N of one pass
+    weights_per_tap: int  # weights of one Tm x Tn tile per kernel tap (block-diagonal when packed)
+    repeats: int  # passes, one after another
 
 
 @dataclass(frozen=True)
@@ -94,22 +106,26 @@ class DspArrayEngine:
         }
         self.plan = lru_cache(maxsize=4096)(self._plan)
 
-    def _mapping(self, shape: MacShape) -> tuple[int, int, int, int, int]:
-        """(M lanes, N reduction channels, input channels per tile, weight tile elements per tap, repeats)."""
+    def mapping(self, shape: MacShape) -> GroupMapping:
+        """How ``shape``'s groups map onto the ``Tm x Tn`` array (see the module doc)."""
         hw = self.hardware
-        if shape.depthwise:
-            m = shape.groups * shape.out_channels
-            return m, 1, min(hw.tm, m), min(hw.tm, m), 1
         m, n = shape.out_channels, shape.in_channels
-        return m, n, min(hw.tn, n), min(hw.tm, m) * min(hw.tn, n), shape.groups
+        packed = min(hw.tm // m, hw.tn // n, shape.groups) if shape.groups > 1 and m <= hw.tm and n <= hw.tn else 1
+        return GroupMapping(
+            out_channels=packed * m,
+            in_channels=packed * n,
+            weights_per_tap=packed * min(hw.tm, m) * min(hw.tn, n),
+            repeats=math.ceil(shape.groups / packed),
+        )
 
     def _terms(self, shape: MacShape, tr: np.ndarray, tc: np.ndarray) -> dict[str, np.ndarray | int]:
         """Tile counts and per-tile cycle terms for arrays of tile sizes, and whether they fit."""
         hw = self.hardware
-        m, n, in_channels, weight_per_tap, repeats = self._mapping(shape)
+        group = self.mapping(shape)
+        m, n, weight_per_tap = group.out_channels, group.in_channels, group.weights_per_tap
         taps = shape.kt * shape.kh * shape.kw
         per_byte = self.element_bytes / self.bytes_per_cycle
-        in_tile = in_channels * shape.kt * ((tr - 1) * shape.stride_h + shape.kh) * ((tc - 1) * shape.stride_w + shape.kw)
+        in_tile = min(hw.tn, n) * shape.kt * ((tr - 1) * shape.stride_h + shape.kh) * ((tc - 1) * shape.stride_w + shape.kw)
         out_tile = min(hw.tm, m) * tr * tc
         return {
             "n_m": math.ceil(m / hw.tm),
@@ -120,7 +136,7 @@ class DspArrayEngine:
             "t_in": in_tile * per_byte,
             "t_w": np.full(tr.shape, weight_per_tap * taps * per_byte),
             "t_out": out_tile * per_byte,
-            "repeats": repeats,
+            "repeats": group.repeats,
             "fits": (in_tile <= self._half["in"]) & (out_tile <= self._half["out"]) & (weight_per_tap * taps <= self._half["w"]),
         }
 

@@ -2,7 +2,8 @@
 
 ::
 
-    ONNX bytes + input shapes ──> fix the graph inputs' dims ──> onnx.shape_inference
+    ONNX bytes + input shapes ──> fix the graph inputs' dims ──> fold constant subgraphs
+          ──> onnx.shape_inference
           ──> Graph(nodes=[GraphNode(name, op_type, inputs: [Tensor], outputs: [Tensor], attrs)] in topological order, outputs)
 
 A ``Tensor`` knows its shape (``None`` where inference could not tell), its element type and
@@ -16,11 +17,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from profiler.errors import WorkloadError
 
+NOT_FOLDABLE = {"If", "Loop", "Scan", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
 
 
@@ -102,6 +106,41 @@ class Graph:
         return readers
 
 
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Evaluate the nodes that read only constants (shape arithmetic the exporter left in the graph).
+
+    They become initializers, so shape inference can see e.g. the pads of a ``Pad`` that the
+    exporter computed with ``ConstantOfShape -> Concat -> Reshape -> Slice -> Cast``. Evaluated
+    with onnx's numpy reference evaluator; if it cannot run them, the model is returned unchanged.
+    """
+    graph = model.graph
+    known = {init.name for init in graph.initializer}
+    foldable = []
+    for node in graph.node:
+        if node.domain in ("", "ai.onnx") and node.op_type not in NOT_FOLDABLE and all(not name or name in known for name in node.input):
+            foldable.append(node)
+            known.update(name for name in node.output if name)
+    if not foldable:
+        return model
+    outputs = [name for node in foldable for name in node.output if name]
+    used = {name for node in foldable for name in node.input}
+    constants = helper.make_graph(
+        foldable, "constants", [], [helper.make_empty_tensor_value_info(name) for name in outputs],
+        initializer=[init for init in graph.initializer if init.name in used],
+    )
+    try:
+        values = ReferenceEvaluator(helper.make_model(constants, opset_imports=model.opset_import)).run(None, {})
+    except Exception:  # an op the reference evaluator lacks: leave the graph as it is
+        return model
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    folded_names = {id(node) for node in foldable}
+    del folded.graph.node[:]
+    folded.graph.node.extend(node for node in graph.node if id(node) not in folded_names)
+    folded.graph.initializer.extend(numpy_helper.from_array(np.asarray(value), name) for name, value in zip(outputs, values))
+    return folded
+
+
 def load_graph(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> Graph:
     """The nodes of an ONNX model in execution order, shapes inferred at the given input shapes."""
     try:
@@ -109,6 +148,7 @@ def load_graph(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> Graph:
     except Exception as exc:  # onnx raises DecodeError and others for bad bytes
         raise WorkloadError(f"workload is not a valid ONNX model: {exc}") from None
     _fix_input_shapes(model, inputs)
+    model = fold_constants(model)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference errors carry the op and the reason

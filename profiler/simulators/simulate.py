@@ -109,7 +109,7 @@ class SimulationReport:
         """Cycles, MACs, utilisation and the milliseconds per status, unit and bound."""
         by: dict[str, dict[str, float]] = {"status_ms": {}, "unit_ms": {}, "bound_ms": {}}
         for node in self.nodes:
-            if node.cost.status == "unsupported" or node.latency_ms is None:
+            if node.cost.status == "unsupported" or not node.latency_ms:
                 continue
             for group, key in (("status_ms", node.cost.status), ("unit_ms", node.cost.unit), ("bound_ms", node.cost.bound)):
                 by[group][key] = round(by[group].get(key, 0.0) + node.latency_ms, 6)

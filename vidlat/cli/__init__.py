@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.profile", "profile"),
     ("vidlat.cli.lut", "lut"),
     ("vidlat.cli.agent", "agent"),
+    ("vidlat.cli.simulate", "simulate"),
 ]
 
 

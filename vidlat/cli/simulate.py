@@ -1,0 +1,80 @@
+"""``vidlat simulate``: a model on a simulated accelerator, node by node.
+
+::
+
+    MODEL.onnx ──────────────────────────────────────────────┐
+    ARCH.yaml ──> load_arch ──> build_model ──> module_to_onnx ┴──> Simulator(device) ──> table + total
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from profiler.catalog import resolve_device
+from profiler.errors import WorkloadError
+from profiler.simulators import SimulationReport, Simulator
+from profiler.workload import Workload
+from vidlat.cli.profile import onnx_file_workload
+
+
+def arch_workload(path: Path) -> Workload:
+    """The whole network of an arch file, exported at the arch's input shape (batch 1)."""
+    from search.arch import build_model, load_arch
+    from search.export import INPUT_NAME, module_to_onnx
+
+    arch = load_arch(path)
+    onnx_bytes = module_to_onnx(build_model(arch), arch.input_shape)
+    return Workload(key=f"arch|{path.stem}", onnx=onnx_bytes, inputs={INPUT_NAME: (1, *arch.input_shape)})
+
+
+def format_report(report: SimulationReport, *, show_all: bool = False) -> list[str]:
+    """The per-node table (op, status, unit, cycles, ms, bound, utilisation) and the totals."""
+    header = ("node", "op", "status", "unit", "cycles", "ms", "bound", "util", "note")
+    rows = []
+    hidden = 0
+    for node in report.nodes:
+        row = node.to_dict()
+        if not show_all and row["status"] != "unsupported" and not row["cycles"]:
+            hidden += 1
+            continue
+        note = f"fused into {row['fused_into']}" if row["fused_into"] else row["reason"]
+        rows.append((
+            node.name, node.op_type, row["status"], row["unit"],
+            "-" if row["cycles"] is None else f"{row['cycles']:.0f}",
+            "-" if node.latency_ms is None else f"{node.latency_ms:.4f}",
+            row["bound"] or "-", f"{row['utilisation']:.3f}", note,
+        ))
+    widths = [min(max(len(str(r[i])) for r in [header, *rows]), 48) for i in range(len(header) - 1)]
+    lines = ["  ".join(f"{str(cell)[:48]:<{widths[i]}}" for i, cell in enumerate(row[:-1])) + f"  {row[-1]}".rstrip() for row in [header, *rows]]
+    if hidden:
+        lines.append(f"({hidden} nodes with no cost hidden: fused activations, reshapes, shape arithmetic; --all shows them)")
+    totals = report.totals()
+    if report.latency_ms is None:
+        first = report.unsupported[0]
+        lines.append(f"total: unsupported on {report.device}: node {first.name} ({first.op_type}): {first.cost.reason}")
+    else:
+        lines.append(
+            f"total: {report.latency_ms:.4f} ms on {report.device} ({totals['cycles']:.0f} cycles at {report.clock_mhz:g} MHz, "
+            f"{totals['macs'] / 1e6:.1f} M MACs, array utilisation {totals['utilisation']:.3f})"
+        )
+        for group in ("status_ms", "unit_ms", "bound_ms"):
+            parts = ", ".join(f"{key} {value:.4f}" for key, value in sorted(totals[group].items(), key=lambda item: -item[1]))
+            lines.append(f"  ms by {group.removesuffix('_ms')}: {parts}")
+    return lines
+
+
+@click.command("simulate")
+@click.option("--device", "-d", required=True, help="a simulated device (fpga-zcu102-sim, fpga-z7020-sim, npu-systolic32-sim) or its YAML")
+@click.option("--all", "show_all", is_flag=True, help="also list nodes that cost nothing (fused, reshapes)")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def simulate(device: str, show_all: bool, model: Path) -> None:
+    """Simulate MODEL (an .onnx file or an arch .yaml/.json) on a simulated accelerator."""
+    config = resolve_device(device)
+    if config.backend != "simulator":
+        raise WorkloadError(f"device '{config.name}' has backend '{config.backend}'; vidlat simulate needs a simulator device (vidlat profile measures the others)")
+    workload = onnx_file_workload(model) if model.suffix == ".onnx" else arch_workload(model)
+    report = Simulator(config).simulate_onnx(workload.onnx, workload.inputs)
+    for line in format_report(report, show_all=show_all):
+        click.echo(line)
