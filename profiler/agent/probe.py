@@ -2,7 +2,7 @@
 
 No torch: the check runs wherever the profiler core runs. ::
 
-    x (1, 8, 4, 16, 16) ──Conv3d 8->8, k=3x3x3, pad 1──> Relu ──> y (1, 8, 4, 16, 16)
+    x (1, C, T, S, S) ──Conv3d C->C, k=3x3x3, pad 1──> Relu ──> y (1, C, T, S, S)    (default C=8, T=4, S=16)
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ import numpy as np
 
 from profiler.workload import Workload
 
-CHANNELS, FRAMES, SIZE, OPSET = 8, 4, 16, 18
+OPSET = 18
 
 
-def probe_workload() -> Workload:
-    """A deterministic 3D conv + ReLU workload (about 1.8 M multiply-adds)."""
+def probe_workload(*, channels: int = 8, frames: int = 4, size: int = 16) -> Workload:
+    """A deterministic 3D conv + ReLU workload (by default about 1.8 M multiply-adds)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    weight = (rng.standard_normal((CHANNELS, CHANNELS, 3, 3, 3)) * 0.1).astype(np.float32)
-    bias = np.zeros(CHANNELS, dtype=np.float32)
-    shape = [1, CHANNELS, FRAMES, SIZE, SIZE]
+    weight = (rng.standard_normal((channels, channels, 3, 3, 3)) * 0.1).astype(np.float32)
+    bias = np.zeros(channels, dtype=np.float32)
+    shape = [1, channels, frames, size, size]
     graph = helper.make_graph(
         [
             helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3, 3], pads=[1] * 6),
@@ -36,9 +36,9 @@ def probe_workload() -> Workload:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="vidlat-probe")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    macs = CHANNELS * CHANNELS * 27 * FRAMES * SIZE * SIZE
+    macs = channels * channels * 27 * frames * size * size
     return Workload(
-        key=f"probe_conv3d_k333|in={CHANNELS}x{FRAMES}x{SIZE}x{SIZE}|out={CHANNELS}",
+        key=f"probe_conv3d_k333|in={channels}x{frames}x{size}x{size}|out={channels}",
         onnx=model.SerializeToString(),
         inputs={"x": tuple(shape)},
         spec={"op": "probe", "macs": macs, "flops": 2 * macs},
