@@ -1,0 +1,270 @@
+"""Accelerator simulators: hand-computed cycle counts, device-specific behaviour, the backend and the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from profiler.backends import create_backend
+from profiler.catalog import resolve_device
+from profiler.device import parse_device
+from profiler.errors import DeviceConfigError
+from profiler.simulators import Simulator, load_graph, systolic_cycles
+from profiler.simulators.dsp_array import DspArrayEngine
+from profiler.simulators.ops import MacShape
+from profiler.simulators.systolic import SystolicEngine
+from profiler.workload import Workload
+from vidlat.cli import cli
+
+ZCU102, Z7020, NPU = "fpga-zcu102-sim", "fpga-z7020-sim", "npu-systolic32-sim"
+
+
+# --------------------------------------------------------------------------- graph builders
+def model_bytes(nodes: list, inputs: dict[str, list[int]], weights: dict[str, tuple[int, ...]] | None = None) -> tuple[bytes, dict]:
+    """A one-output ONNX model (opset 18) with zero weights of the given shapes."""
+    initializers = [numpy_helper.from_array(np.zeros(shape, np.float32), name) for name, shape in (weights or {}).items()]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs.items()],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)], initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return model.SerializeToString(), {name: tuple(shape) for name, shape in inputs.items()}
+
+
+def conv(c_in: int, c_out: int, kernel: tuple[int, ...], spatial: tuple[int, ...], *, groups: int = 1, act: str | None = None):
+    pads = [k // 2 for k in kernel] * 2
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c" if act else "y"], group=groups, pads=pads, name="conv")]
+    if act:
+        nodes.append(helper.make_node(act, ["c"], ["y"], name="act"))
+    return model_bytes(nodes, {"x": [1, c_in, *spatial]}, {"w": (c_out, c_in // groups, *kernel)})
+
+
+def simulate(device: str, model: tuple[bytes, dict]):
+    return Simulator(resolve_device(device)).simulate_onnx(*model)
+
+
+def with_hardware(device: str, **changes) -> dict:
+    data = yaml.safe_load(Path(resolve_device(device).source).read_text())
+    data["hardware"].update(changes)
+    return data
+
+
+# --------------------------------------------------------------------------- systolic array
+def test_systolic_closed_form():
+    assert systolic_cycles(144, 64, 64, 32, 32) == 5 * 2 * (64 + 32 + 64 - 2)
+    assert systolic_cycles(32, 32, 1, 32, 32) == 1 * 1 * (64 + 32 + 1 - 2)
+
+
+# Shipped NPU: 32 x 32, 800 MHz, 13 GB/s -> 16.25 bytes per cycle at int8, 500 cycles per layer.
+@pytest.mark.parametrize("case, model, compute, dram_bytes", [
+    # Sr = 16*3*3 = 144, Sc = 64, T = 8*8: 5 row folds x 2 column folds x (64 + 32 + 64 - 2)
+    ("conv", conv(16, 64, (3, 3), (8, 8)), 5 * 2 * 158, 64 * 144 + 16 * 64 + 64 * 64),
+    # 32 groups of Sr = 9, Sc = 1, T = 64: one fold each
+    ("depthwise", conv(32, 32, (3, 3), (8, 8), groups=32), 32 * 1 * 1 * 158, 32 * 9 + 32 * 64 + 32 * 64),
+    # A(10 x 100) @ B(100 x 50): Sr = 100, Sc = 50, T = 10
+    ("gemm", model_bytes([helper.make_node("Gemm", ["x", "w"], ["y"])], {"x": [10, 100]}, {"w": (100, 50)}),
+     4 * 2 * (64 + 32 + 10 - 2), 100 * 50 + 10 * 100 + 10 * 50),
+    # Conv3d 8 -> 16, 3x3x3 on 4x6x6 as one GEMM: Sr = 8*27 = 216, Sc = 16, T = 4*6*6 = 144
+    ("conv3d", conv(8, 16, (3, 3, 3), (4, 6, 6)), 7 * 1 * (64 + 32 + 144 - 2), 16 * 216 + 8 * 144 + 16 * 144),
+])
+def test_systolic_nodes_match_hand_counts(case, model, compute, dram_bytes):
+    node = simulate(NPU, model).nodes[0]
+    assert dram_bytes / 16.25 < compute, "cases are chosen compute-bound"
+    assert node.cost.status == "native" and node.cost.bound == "compute"
+    assert node.cost.compute_cycles == compute
+    assert node.cost.memory_cycles == pytest.approx(dram_bytes / 16.25)
+    assert node.cost.cycles == compute + 500
+    assert node.latency_ms == pytest.approx((compute + 500) / 800e3)
+    assert node.cost.utilisation == pytest.approx(node.cost.macs / ((compute + 500) * 1024))
+
+
+def test_systolic_dram_traffic_chunks_partial_sums_when_the_ofmap_does_not_fit():
+    engine = SystolicEngine(resolve_device(NPU).hardware, "int8")
+    shape = MacShape(groups=1, out_channels=64, in_channels=64, frames=1, out_h=64, out_w=64, kh=3, kw=3)
+    ifmap, ofmap, filters = 64 * 64 * 64, 64 * 64 * 64, 64 * 576  # ifmap = 256 KB fits; ofmap 256 KB > 128 KB
+    # 18 row folds: two ofmap chunks, filters (36 KB) stay in the filter SRAM, so no refetch and no spill
+    assert engine.dram_bytes(shape, ifmap) == ifmap + filters + ofmap
+    small_filters = SystolicEngine(resolve_device(NPU).hardware.model_copy(update={"filter_sram_kb": 16}), "int8")
+    assert small_filters.dram_bytes(shape, ifmap) == ifmap + 2 * filters + ofmap
+
+
+# --------------------------------------------------------------------------- DSP array
+# Shipped ZCU102: Tm x Tn = 64 x 32, 200 MHz, 19.2 GB/s x 0.7 -> 67.2 bytes per cycle, int16.
+def test_dsp_array_tile_counts_match_hand_computation():
+    engine = DspArrayEngine(resolve_device(ZCU102).hardware, "int16")
+    shape = MacShape(groups=1, out_channels=128, in_channels=64, frames=1, out_h=28, out_w=28, kh=3, kw=3)
+    plan = engine.tile_plan(shape, 14, 28)
+    assert (plan.n_m, plan.n_n, plan.n_r, plan.n_c, plan.tiles) == (2, 2, 2, 1, 8)
+    assert plan.t_comp == 9 * 14 * 28
+    assert plan.t_in == pytest.approx(32 * 16 * 30 * 2 / 67.2)  # Tn x (Tr+2) x (Tc+2) halo
+    assert plan.t_w == pytest.approx(64 * 32 * 9 * 2 / 67.2)
+    assert plan.t_out == pytest.approx(64 * 14 * 28 * 2 / 67.2)
+    assert plan.cycles == pytest.approx(2 * 2 * 1 * (2 * 9 * 14 * 28 + 64 * 14 * 28 * 2 / 67.2))
+
+
+def test_dsp_array_picks_the_fastest_tile_that_fits_its_buffers():
+    engine = DspArrayEngine(resolve_device(Z7020).hardware, "int16")  # small buffers: 64/64/32 KB
+    shape = MacShape(groups=1, out_channels=64, in_channels=48, frames=2, out_h=20, out_w=20, kh=3, kw=3)
+    best = engine.plan(shape)
+    assert engine.fits(shape, best.tr, best.tc)
+    assert not engine.fits(shape, 40, 20)  # 16 x 40 x 20 outputs > 16 K elements of half the output buffer
+    brute = min(engine.tile_plan(shape, tr, tc).cycles for tr in range(1, 41) for tc in range(1, 21) if engine.fits(shape, tr, tc))
+    assert best.cycles == pytest.approx(brute)
+
+
+def test_dsp_array_node_cost_and_depthwise_utilisation():
+    hardware = resolve_device(ZCU102).hardware
+    engine = DspArrayEngine(hardware, "int16")
+    dense = simulate(ZCU102, conv(64, 128, (3, 3), (28, 28), act="Relu"))
+    plan = engine.plan(MacShape(groups=1, out_channels=128, in_channels=64, frames=1, out_h=28, out_w=28, kh=3, kw=3))
+    node, act = dense.nodes
+    assert node.cost.cycles == pytest.approx(plan.cycles + 2000)
+    assert act.cost.unit == "fused" and act.cost.fused_into == "conv" and act.cost.cycles == 0
+    depthwise = simulate(ZCU102, conv(144, 144, (3, 3), (28, 28), groups=144)).nodes[0]
+    mapping = engine.mapping(MacShape(groups=144, out_channels=1, in_channels=1, frames=1, out_h=28, out_w=28, kh=3, kw=3))
+    assert (mapping.out_channels, mapping.repeats) == (32, 5)  # min(Tm, Tn) channels per pass, ceil(144 / 32) passes
+    grouped = engine.mapping(MacShape(groups=18, out_channels=8, in_channels=8, frames=1, out_h=28, out_w=28, kh=3, kw=3))
+    assert (grouped.out_channels, grouped.in_channels, grouped.repeats) == (32, 32, 5)  # 4 groups of 8 per pass
+    assert depthwise.cost.utilisation < 1 / 64 < node.cost.utilisation
+
+
+def test_conv3d_is_decomposed_on_zcu102_and_runs_on_the_host_of_z7020():
+    model = conv(32, 32, (3, 3, 3), (8, 14, 14))
+    zcu = simulate(ZCU102, model).nodes[0]
+    slice_2d = simulate(ZCU102, conv(32, 32, (1, 3, 3), (8, 14, 14))).nodes[0]
+    outputs = 32 * 8 * 14 * 14  # two partial-sum additions: read two partials, write one (int16, 67.2 B/cycle)
+    accumulate = max(math.ceil(outputs / 64), 3 * outputs * 2 / 67.2) + 2000
+    assert zcu.cost.status == "decomposed" and slice_2d.cost.status == "native"
+    assert zcu.cost.cycles == pytest.approx(3 * slice_2d.cost.cycles + 2 * accumulate)
+    z7020 = simulate(Z7020, model).nodes[0]
+    host = resolve_device(Z7020).hardware.host
+    flops_per_cycle = host.cores * host.clock_ghz * 1e3 * host.flops_per_cycle * host.efficiency / 150
+    moved = (32 * 8 * 14 * 14) * 2 + 32 * 32 * 27
+    assert z7020.cost.status == "host_fallback" and "conv3d: host" in z7020.cost.reason
+    assert z7020.cost.cycles == pytest.approx(2 * zcu.cost.macs / flops_per_cycle + moved * 2 / (4.2e9 * 0.6 / 150e6) + 50 * 150)
+
+
+def test_3d_heavy_is_markedly_slower_than_2d_only_of_similar_flops_on_zcu102_not_on_the_npu():
+    heavy = conv(64, 64, (3, 3, 3), (8, 28, 28))
+    flat = conv(64, 192, (1, 3, 3), (8, 28, 28))  # a 2D conv over the 8 frames, 3x the channels
+    assert simulate(ZCU102, heavy).macs == simulate(ZCU102, flat).macs
+    zcu = simulate(ZCU102, heavy).latency_ms / simulate(ZCU102, flat).latency_ms
+    npu = simulate(NPU, heavy).latency_ms / simulate(NPU, flat).latency_ms
+    assert zcu > 1.15 and npu == pytest.approx(1.0, abs=0.02)
+    heavy_dw = conv(64, 64, (3, 3, 3), (8, 28, 28), groups=64)
+    flat_dw = conv(64, 64, (1, 3, 3), (8, 28, 28), groups=64)
+    assert simulate(ZCU102, heavy_dw).latency_ms > 2.5 * simulate(ZCU102, flat_dw).latency_ms
+
+
+# --------------------------------------------------------------------------- other units and statuses
+def test_softmax_runs_on_the_host_of_the_fpga_and_on_the_vector_unit_where_allowed():
+    model = model_bytes([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], {"x": [1, 4, 64, 64]})
+    assert simulate(ZCU102, model).nodes[0].cost.status == "host_fallback"
+    native = parse_device(with_hardware(NPU, softmax="native"), "npu.yaml")
+    node = Simulator(native).simulate_onnx(*model).nodes[0]
+    assert (node.cost.status, node.cost.unit) == ("native", "vector")
+    assert node.cost.compute_cycles == math.ceil(5 * 4 * 64 * 64 / 32)
+
+
+def test_data_movement_and_unknown_ops():
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3], name="transpose"),
+        helper.make_node("Reshape", ["t", "shape"], ["r"], name="reshape"),
+        helper.make_node("Floor", ["r"], ["y"], name="floor"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([1, -1], np.int64), "shape")],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    transpose, reshape, floor = simulate(ZCU102, (data, {"x": (1, 64, 64, 64)})).nodes
+    assert (transpose.cost.unit, transpose.cost.bound) == ("dma", "memory")
+    assert transpose.cost.memory_cycles == pytest.approx(2 * 64 ** 3 * 2 / 67.2)
+    assert reshape.cost.cycles == 0
+    assert floor.cost.status == "host_fallback" and "element count" in floor.cost.reason
+
+
+def test_shapes_computed_by_constant_subgraphs_are_folded():
+    nodes = [
+        helper.make_node("ConstantOfShape", ["rank"], ["zeros"], value=numpy_helper.from_array(np.array([0], np.int64))),
+        helper.make_node("Concat", ["zeros", "two"], ["pads"], axis=0),
+        helper.make_node("Pad", ["x", "pads"], ["y"], name="pad"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([2], np.int64), "rank"), numpy_helper.from_array(np.array([1, 1], np.int64), "two")],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    nodes_left = load_graph(data, {"x": (1, 8)}).nodes
+    assert [node.op_type for node in nodes_left] == ["Pad"] and nodes_left[0].outputs[0].shape == (2, 9)  # pads (0, 0, 1, 1)
+
+
+def test_unsupported_workload_names_the_node_and_is_never_zero():
+    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c_out"])], "body",
+                             [helper.make_tensor_value_info(n, TensorProto.INT64 if n == "i" else TensorProto.BOOL, []) for n in ("i", "c")],
+                             [helper.make_tensor_value_info("c_out", TensorProto.BOOL, [])])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Loop", ["", "cond"], [], body=body, name="loop"),
+             helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8]),
+                                           helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    measurement = create_backend(resolve_device(NPU)).measure(Workload("loop", data, {"x": (1, 8), "cond": ()}))
+    assert measurement.status == "unsupported" and measurement.median_ms is None
+    assert "loop (Loop)" in measurement.reason and "control flow" in measurement.reason
+
+
+# --------------------------------------------------------------------------- backend, devices, CLI
+def test_backend_measurement_is_deterministic_with_node_times():
+    data, inputs = conv(16, 32, (3, 3, 3), (4, 14, 14), act="Relu")
+    backend = create_backend(resolve_device(ZCU102))
+    first, second = (backend.measure(Workload("w", data, inputs)) for _ in range(2))
+    assert first.status == "ok" and first.to_dict() == second.to_dict()
+    assert first.median_ms == first.mean_ms == first.p10_ms == first.p90_ms > 0 and first.std_ms == 0 and first.runs == 1
+    assert [row["status"] for row in first.node_times] == ["decomposed", "native"]
+    assert set(first.node_times[0]) >= {"name", "op_type", "status", "cycles", "latency_ms", "bound", "utilisation"}
+    assert first.extra["latency_ms"] == first.median_ms and first.extra["cycles"] > 0
+    assert backend.fingerprint()["simulator"] == "dsp_array"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"dsps": 0}, "hardware.dsp_array.dsps"),
+    ({"tm": 128}, "tiles do not fit the DSP budget"),
+    ({"ddr_gbps": -4}, "hardware.dsp_array.ddr_gbps"),
+    ({"ddr_efficiency": 1.5}, "hardware.dsp_array.ddr_efficiency"),
+])
+def test_bad_hardware_parameters_are_load_time_errors(tmp_path, changes, message):
+    data = with_hardware(ZCU102, **changes)
+    with pytest.raises(DeviceConfigError, match=message.replace(".", r"\.")):
+        parse_device(data, "bad.yaml")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(cli, ["devices", "validate", str(path)])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+
+
+def test_bad_systolic_parameters_are_load_time_errors():
+    with pytest.raises(DeviceConfigError, match="rows"):
+        parse_device(with_hardware(NPU, rows=0), "bad.yaml")
+    with pytest.raises(DeviceConfigError, match="dram_gbps"):
+        parse_device(with_hardware(NPU, dram_gbps=-1), "bad.yaml")
+
+
+def test_cli_simulate_prints_the_node_table_and_total(tmp_path):
+    data, _ = conv(16, 32, (3, 3, 3), (4, 14, 14), act="Relu")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    result = CliRunner().invoke(cli, ["simulate", "--device", ZCU102, str(path)])
+    assert result.exit_code == 0, result.output
+    assert "decomposed" in result.output and "total:" in result.output and "1 nodes with no cost hidden" in result.output
+    result = CliRunner().invoke(cli, ["simulate", "--device", "ort-cpu-1t", str(path)])
+    assert result.exit_code == 2 and "needs a simulator device" in result.output
+
