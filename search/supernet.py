@@ -106,11 +106,14 @@ class Supernet(nn.Module):
         return self.fixed_ms + sum(float(layer.latencies_ms[int(layer.logits.argmax())]) for layer in self.layers)
 
 
-def create_supernet(space: Any, *, latency_table: Sequence[Sequence[float]], fixed_ms: float) -> Supernet:
+def create_supernet(
+    space: Any, *, latency_table: Sequence[Sequence[float]], fixed_ms: float, num_classes: int | None = None
+) -> Supernet:
     """The supernet of a ``search.space.SearchSpace`` with the latency of every (layer, candidate).
 
     ``latency_table[l][i]`` is the latency in ms of ``space.layers[l].candidates[i]``; ``fixed_ms`` is
-    stem plus head. Stem and head are built as ``search.arch.build_model`` builds them.
+    stem plus head. Stem and head are built as ``search.arch.build_model`` builds them; the head has
+    ``num_classes`` outputs (default: the space's).
     """
     from search.arch import create_head, create_stem
     from search.blocks import create_block
@@ -125,23 +128,24 @@ def create_supernet(space: Any, *, latency_table: Sequence[Sequence[float]], fix
             create_block(name, in_channels=slot.in_channels, out_channels=slot.out_channels, stride=tuple(slot.stride))
             for name in slot.candidates
         ]
-        layers.append(MixedLayer(blocks, latencies, slot.candidates))
-    template = space.sample(0)
+        layers.append(MixedLayer(blocks, [float(v) for v in latencies], slot.candidates))
     stem = create_stem(
-        in_channels=template.input_shape[0],
-        out_channels=template.stem["channels"],
-        temporal_kernel=template.stem.get("temporal_kernel", 5),
+        in_channels=space.input_shape[0],
+        out_channels=space.stem["channels"],
+        temporal_kernel=space.stem.get("temporal_kernel", 5),
     )
     head = create_head(
-        in_channels=template.channels[-1], hidden_channels=template.head["channels"], num_classes=template.num_classes
+        in_channels=space.layers[-1].out_channels,
+        hidden_channels=space.head["channels"],
+        num_classes=num_classes or space.num_classes,
     )
     return Supernet(stem=stem, layers=layers, head=head, fixed_ms=fixed_ms)
 
 
 def derived_arch(space: Any, supernet: Supernet, *, name: str = "", notes: dict[str, Any] | None = None) -> Any:
-    """The ``search.arch.ArchSpec`` of the supernet's argmax candidates (stem, head, shapes from the space)."""
-    template = space.sample(0)
-    return dataclasses.replace(template, layers=supernet.derived(), name=name, notes=dict(notes or {}))
+    """The ``search.arch.ArchSpec`` of the supernet's argmax candidates, with the supernet's class count."""
+    arch = space.make_arch(supernet.derived(), name=name)
+    return dataclasses.replace(arch, num_classes=supernet.head.classifier.out_features, notes=dict(notes or {}))
 
 
 __all__ = ["MODES", "MixedLayer", "Supernet", "create_supernet", "derived_arch"]

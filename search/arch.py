@@ -1,0 +1,199 @@
+"""Arch specs: one concrete network of a space, as a small YAML/JSON file, and ``build_model``.
+
+::
+
+    space: default                     arch.yaml --load_arch--> ArchSpec --build_model--> VideoNet
+    input_shape: [3, 8, 112, 112]                                             (N, C, T, H, W)
+    stem: {channels: 24}                                                       -> stem
+    layers: [x3d_k333_e3_se, skip, ...]   one block string per searchable layer -> layers
+    channels: [24, 24, ...]               output channels per layer
+    strides: [[1, 2, 2], [1, 1, 1], ...]  stride (t, h, w) per layer
+    head: {channels: 432}                                                      -> head -> (N, classes)
+    num_classes: 10
+
+The head pools globally, so the model also runs at smaller proxy shapes (e.g. 3x8x32x32).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import yaml
+
+from search.blocks import create_block, output_shape, parse_block
+from search.blocks.common import ConvBN
+from profiler.errors import VidlatError
+from search.errors import ArchSpecError, BlockSpecError
+
+STEM_KEYS = {"channels", "temporal_kernel"}
+HEAD_KEYS = {"channels"}
+
+
+@dataclass
+class ArchSpec:
+    """A concrete network: the space it came from, its deployment input (C, T, H, W) and its layers."""
+
+    space: str
+    input_shape: tuple[int, int, int, int]
+    stem: dict[str, int]
+    layers: list[str]
+    channels: list[int]
+    strides: list[tuple[int, int, int]]
+    head: dict[str, int]
+    num_classes: int
+    name: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        self.strides = [tuple(int(v) for v in stride) for stride in self.strides]  # type: ignore[misc]
+        self.validate()
+
+    def validate(self) -> None:
+        """``ArchSpecError`` naming the first inconsistency."""
+        if len(self.input_shape) != 4 or min(self.input_shape) < 1:
+            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {list(self.input_shape)}")
+        for part, keys in (("stem", STEM_KEYS), ("head", HEAD_KEYS)):
+            value = getattr(self, part)
+            if not isinstance(value, dict) or "channels" not in value or set(value) - keys:
+                raise ArchSpecError(f"{part} must be a mapping with 'channels' (allowed keys: {', '.join(sorted(keys))}), got {value!r}")
+        if not self.layers:
+            raise ArchSpecError("an arch needs at least one layer")
+        if not len(self.layers) == len(self.channels) == len(self.strides):
+            raise ArchSpecError(f"layers, channels and strides must have the same length, got "
+                                f"{len(self.layers)}, {len(self.channels)}, {len(self.strides)}")
+        if self.num_classes < 1:
+            raise ArchSpecError(f"num_classes must be positive, got {self.num_classes}")
+        for index, block in enumerate(self.layers):
+            try:
+                parse_block(block)
+            except BlockSpecError as exc:
+                raise ArchSpecError(f"layer {index}: {exc}") from exc
+
+    def layer_shapes(self) -> list[tuple[tuple[int, int, int, int], int, tuple[int, int, int]]]:
+        """(input shape (C, T, H, W), out channels, stride) of every layer at the deployment shape."""
+        shape = stem_output_shape(self.input_shape, self.stem["channels"])
+        result = []
+        for out, stride in zip(self.channels, self.strides):
+            result.append((shape, out, stride))
+            shape = output_shape(shape, out_channels=out, stride=stride)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["strides"] = [list(stride) for stride in self.strides]
+        if not self.name:
+            del data["name"]
+        if not self.notes:
+            del data["notes"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "arch") -> "ArchSpec":
+        """Build and validate from a mapping; ``ArchSpecError`` prefixed with ``source``."""
+        if not isinstance(data, dict):
+            raise ArchSpecError(f"{source}: an arch spec is a mapping, got {type(data).__name__}")
+        known = set(cls.__dataclass_fields__)
+        required = known - {"name", "notes"}
+        unknown = sorted(set(data) - known)
+        missing = sorted(required - set(data))
+        if unknown or missing:
+            what = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing key(s) {', '.join(missing)}"
+            raise ArchSpecError(f"{source}: {what}; keys are {', '.join(sorted(known))}")
+        try:
+            return cls(**data)
+        except ArchSpecError as exc:
+            raise ArchSpecError(f"{source}: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ArchSpecError(f"{source}: malformed value ({exc})") from exc
+
+    def save(self, path: str | Path) -> None:
+        """Write YAML (or JSON if the suffix is .json)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".json":
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        else:
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110),
+                            encoding="utf-8")
+
+
+def load_arch(path: str | Path) -> ArchSpec:
+    """Read an arch spec (YAML or JSON); ``ArchSpecError`` names the file and the problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ArchSpecError(f"cannot read arch file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ArchSpecError(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
+    return ArchSpec.from_dict(data, source=str(path))
+
+
+def stem_output_shape(input_shape: tuple[int, int, int, int], channels: int) -> tuple[int, int, int, int]:
+    """The stem halves H and W: (C_in, T, H, W) -> (channels, T, ceil(H/2), ceil(W/2))."""
+    return output_shape(input_shape, out_channels=channels, stride=(1, 2, 2))
+
+
+def create_stem(*, in_channels: int, out_channels: int, temporal_kernel: int = 5) -> nn.Module:
+    """X3D stem: 1x3x3 conv at spatial stride 2, depthwise temporal kt x 1 x 1 conv, BN, ReLU."""
+    return nn.Sequential(
+        nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
+        ConvBN(out_channels, out_channels, (temporal_kernel, 1, 1), groups=out_channels),
+        nn.ReLU(),
+    )
+
+
+class Head(nn.Module):
+    """1x1x1 conv to ``hidden_channels`` + BN + ReLU, global average pool over T, H, W, linear classifier."""
+
+    def __init__(self, *, in_channels: int, hidden_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(ConvBN(in_channels, hidden_channels, (1, 1, 1)), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.classifier = nn.Linear(hidden_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.conv(x)).flatten(1))
+
+
+def create_head(*, in_channels: int, hidden_channels: int, num_classes: int) -> nn.Module:
+    """(N, C, T, H, W) -> (N, num_classes) at any T, H, W."""
+    return Head(in_channels=in_channels, hidden_channels=hidden_channels, num_classes=num_classes)
+
+
+class VideoNet(nn.Module):
+    """stem -> layers (one block per arch layer) -> head."""
+
+    def __init__(self, stem: nn.Module, layers: list[nn.Module], head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.layers = nn.Sequential(*layers)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layers(self.stem(x)))
+
+
+def build_model(arch: ArchSpec) -> VideoNet:
+    """The torch module of ``arch`` (train mode, fresh weights): (N, C, T, H, W) -> (N, num_classes)."""
+    layers = []
+    in_channels = arch.stem["channels"]
+    for index, (block, out, stride) in enumerate(zip(arch.layers, arch.channels, arch.strides)):
+        try:
+            layers.append(create_block(block, in_channels=in_channels, out_channels=out, stride=stride))
+        except VidlatError as exc:
+            raise ArchSpecError(f"layer {index} ({block}): {exc}") from exc
+        in_channels = out
+    stem = create_stem(in_channels=arch.input_shape[0], out_channels=arch.stem["channels"],
+                       temporal_kernel=arch.stem.get("temporal_kernel", 5))
+    head = create_head(in_channels=in_channels, hidden_channels=arch.head["channels"], num_classes=arch.num_classes)
+    return VideoNet(stem, layers, head)
