@@ -13,6 +13,7 @@ measured networks; ``FewShotTransfer`` carries it to a new device from k measure
 from predictors.errors import LUTMissError, PredictorError, PredictorMismatchError
 from predictors.evaluation import EvaluationReport, evaluate_networks
 from predictors.features import FeatureSet
+from predictors.fit import fit_predictor
 from predictors.lut import LUTPredictor, measured_entries, space_entries
 from predictors.metrics import evaluate
 from predictors.network import Calibration, NetworkPredictor, fit_calibration, network_frame
@@ -23,6 +24,6 @@ from predictors.transfer import FewShotTransfer, few_shot_curve
 __all__ = [
     "REGRESSORS", "Calibration", "EvaluationReport", "FeatureSet", "FewShotTransfer", "FittedPredictor",
     "LUTMissError", "LUTPredictor", "LatencyRegressor", "NetworkPredictor", "PredictorError",
-    "PredictorMismatchError", "evaluate", "evaluate_networks", "few_shot_curve", "fit_calibration",
+    "PredictorMismatchError", "evaluate", "evaluate_networks", "few_shot_curve", "fit_calibration", "fit_predictor",
     "measured_entries", "network_frame", "select_regressor", "space_entries",
 ]

@@ -19,6 +19,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.devices", "devices"),
     ("vidlat.cli.profile", "profile"),
     ("vidlat.cli.lut", "lut"),
+    ("vidlat.cli.predict", "fit"),
+    ("vidlat.cli.predict", "evaluate"),
+    ("vidlat.cli.predict", "predict"),
     ("vidlat.cli.agent", "agent"),
     ("vidlat.cli.simulate", "simulate"),
 ]
