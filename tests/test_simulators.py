@@ -268,3 +268,19 @@ def test_cli_simulate_prints_the_node_table_and_total(tmp_path):
     result = CliRunner().invoke(cli, ["simulate", "--device", "ort-cpu-1t", str(path)])
     assert result.exit_code == 2 and "needs a simulator device" in result.output
 
+
+
+def test_exported_video_blocks_rank_as_the_fpga_needs():
+    blocks = pytest.importorskip("search.blocks")
+    export = pytest.importorskip("search.export")
+    shape = (24, 8, 28, 28)
+    models = {
+        name: (export.module_to_onnx(blocks.create_block(name, in_channels=24, out_channels=24, stride=(1, 1, 1)), shape), {"input": (1, *shape)})
+        for name in ("x3d_k333_e3", "tsm_k133_e3")
+    }
+    heavy, flat = (simulate(ZCU102, models[name]) for name in ("x3d_k333_e3", "tsm_k133_e3"))
+    assert heavy.macs < 1.4 * flat.macs  # similar FLOPs
+    assert heavy.latency_ms > 1.5 * flat.latency_ms
+    assert not heavy.unsupported and not flat.unsupported
+    npu_heavy, npu_flat = (simulate(NPU, models[name]).latency_ms for name in ("x3d_k333_e3", "tsm_k133_e3"))
+    assert npu_heavy < 1.2 * npu_flat  # the NPU runs 3D convolutions natively
