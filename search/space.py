@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from profiler.workload import Workload
-from search.arch import ArchSpec, stem_output_shape
+from search.arch import ArchSpec, load_arch, stem_output_shape
 from search.blocks import check_shapes, output_shape, parse_block
 from search.errors import BlockSpecError, SearchSpaceError
 from search.workloads import block_workload, network_workload, stem_and_head
@@ -186,6 +186,19 @@ class SearchSpace:
     def network_workload(self, arch: ArchSpec) -> Workload:
         """The whole network ``arch`` at the deployment shape (key ``net|<space>|<digest>``)."""
         return network_workload(arch)
+
+
+def resolve_arch(text: str | Path) -> ArchSpec:
+    """An arch file (YAML/JSON), or ``SPACE:REFERENCE`` such as ``default:x3d-xs``."""
+    text = str(text)
+    if Path(text).is_file() or ":" not in text:
+        return load_arch(text)
+    space_name, reference = text.rsplit(":", 1)
+    references = load_space(space_name).reference_archs()
+    if reference not in references:
+        raise SearchSpaceError(f"space '{space_name}' has no reference arch '{reference}'; it has: "
+                               f"{', '.join(sorted(references)) or 'none'}")
+    return references[reference]
 
 
 def shipped_spaces() -> list[str]:

@@ -1,0 +1,136 @@
+"""``vidlat space``, ``vidlat arch`` and ``vidlat export``: search spaces, arch specs, verified ONNX."""
+
+from __future__ import annotations
+
+
+import click
+import yaml
+
+from profiler.errors import VidlatError
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(size) for size in shape)
+
+
+def _stride(stride: tuple[int, int, int]) -> str:
+    return "".join(str(size) for size in stride)
+
+
+@click.group()
+def space() -> None:
+    """Show search spaces and sample archs from them."""
+
+
+@space.command("list")
+def list_spaces() -> None:
+    """The shipped search spaces."""
+    from search.space import load_space, shipped_spaces
+
+    for name in shipped_spaces():
+        loaded = load_space(name)
+        click.echo(f"{name:<10} {len(loaded.layers):>2} layers  {loaded.size():.3g} archs  {loaded.description}")
+
+
+@space.command("show")
+@click.argument("name")
+def show_space(name: str) -> None:
+    """Layers, candidates and size of a space (a shipped name or a YAML file)."""
+    from search.space import load_space
+    from search.workloads import block_key
+
+    loaded = load_space(name)
+    click.echo(f"space {loaded.name}: {loaded.description}")
+    click.echo(f"input {_shape(loaded.input_shape)} (C x T x H x W, batch 1), {loaded.num_classes} classes, "
+               f"stem {loaded.stem}, head {loaded.head}")
+    click.echo(f"{'layer':>5} {'stage':>5}  {'input':<14} {'out':>4} {'s':>3}  candidates")
+    for slot in loaded.layers:
+        click.echo(f"{slot.index:>5} {slot.stage:>5}  {_shape(slot.input_shape):<14} {slot.out_channels:>4} "
+                   f"{_stride(slot.stride):>3}  ({len(slot.candidates)}) {' '.join(slot.candidates)}")
+    unique = {block_key(block, slot.input_shape, slot.out_channels, slot.stride)
+              for slot in loaded.layers for block in slot.candidates}
+    click.echo(f"search-space size: {loaded.size():.4g} archs; {sum(len(s.candidates) for s in loaded.layers)} "
+               f"(layer, candidate) pairs; {len(unique)} unique block workloads + stem + head")
+    click.echo(f"reference archs: {', '.join(f'{loaded.name}:{n}' for n in loaded.reference_archs()) or 'none'}")
+
+
+@space.command("sample")
+@click.argument("name")
+@click.option("--seed", type=int, default=0, show_default=True, help="same seed, same arch")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the arch here (YAML, or JSON for .json)")
+def sample_space(name: str, seed: int, out: str | None) -> None:
+    """A random arch of the space; printed as YAML without --out."""
+    from search.space import load_space
+
+    arch = load_space(name).sample(seed)
+    if out:
+        arch.save(out)
+        click.echo(f"wrote {out}: {' '.join(arch.layers)}")
+    else:
+        click.echo(yaml.safe_dump(arch.to_dict(), sort_keys=False, default_flow_style=None, width=110).rstrip())
+
+
+@click.group()
+def arch() -> None:
+    """Inspect arch spec files."""
+
+
+@arch.command("show")
+@click.argument("file")
+def show_arch(file: str) -> None:
+    """Per-layer shapes, FLOPs and parameters, and totals (FILE or SPACE:REFERENCE, e.g. default:x3d-xs)."""
+    from search.arch import create_head, create_stem, stem_output_shape
+    from search.blocks import create_block, output_shape
+    from search.flops import count_cost
+    from search.space import resolve_arch
+
+    spec = resolve_arch(file)
+    click.echo(f"arch {spec.name or file} (space {spec.space}), input {_shape(spec.input_shape)}, "
+               f"{spec.num_classes} classes")
+    click.echo(f"{'layer':>5}  {'block':<18} {'input':<14} {'output':<14} {'s':>3} {'MFLOPs':>9} {'params':>9}")
+    rows = []
+    stem_shape = stem_output_shape(spec.input_shape, spec.stem["channels"])
+    stem = create_stem(in_channels=spec.input_shape[0], out_channels=spec.stem["channels"],
+                       temporal_kernel=spec.stem.get("temporal_kernel", 5))
+    rows.append(("stem", "stem", spec.input_shape, stem_shape, (1, 2, 2), count_cost(stem, (1, *spec.input_shape))))
+    for index, (shape, out, stride) in enumerate(spec.layer_shapes()):
+        module = create_block(spec.layers[index], in_channels=shape[0], out_channels=out, stride=stride)
+        rows.append((str(index), spec.layers[index], shape, output_shape(shape, out_channels=out, stride=stride),
+                     stride, count_cost(module, (1, *shape))))
+    last = rows[-1][3]
+    head = create_head(in_channels=last[0], hidden_channels=spec.head["channels"], num_classes=spec.num_classes)
+    rows.append(("head", "head", last, (spec.num_classes,), (1, 1, 1), count_cost(head, (1, *last))))
+    for name, block, shape, out_shape, stride, cost in rows:
+        click.echo(f"{name:>5}  {block:<18} {_shape(shape):<14} {_shape(out_shape):<14} {_stride(stride):>3} "
+                   f"{cost.flops / 1e6:>9.2f} {cost.params:>9,}")
+    flops = sum(row[5].flops for row in rows)
+    params = sum(row[5].params for row in rows)
+    click.echo(f"total: {flops / 1e6:.2f} MFLOPs ({flops / 2e6:.2f} MMACs), {params:,} parameters")
+
+
+@click.command("export")
+@click.argument("arch_file", metavar="ARCH")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write")
+@click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True)
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="extra metadata entry (repeatable)")
+def export(arch_file: str, out: str, opset: int, meta: tuple[str, ...]) -> None:
+    """Export ARCH (a file or SPACE:REFERENCE) to ONNX, check it and compare ONNX Runtime with torch."""
+    from search.export import export_arch
+    from search.space import resolve_arch
+
+    metadata = {}
+    for entry in meta:
+        if "=" not in entry:
+            raise VidlatError(f"--meta '{entry}': expected KEY=VALUE")
+        key, value = entry.split("=", 1)
+        metadata[key] = value
+    report = export_arch(resolve_arch(arch_file), out, metadata=metadata, opset=opset)
+    click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
+    click.echo(f"input {'x'.join(map(str, report.input_shape))} -> output {'x'.join(map(str, report.output_shape))}")
+    click.echo("onnx.checker: ok")
+    click.echo(f"max abs diff ONNX Runtime vs torch (batch {report.batch_checked}): {report.max_abs_diff:.3g}")
+    click.echo(f"{report.macs * 2 / 1e6:.2f} MFLOPs, {report.params:,} parameters")
+    click.echo(f"metadata: {', '.join(sorted(report.metadata))}")
+
+
+__all__ = ["arch", "export", "space"]
