@@ -24,6 +24,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.predict", "predict"),
     ("vidlat.cli.agent", "agent"),
     ("vidlat.cli.simulate", "simulate"),
+    ("vidlat.cli.space", "space"),
+    ("vidlat.cli.space", "arch"),
+    ("vidlat.cli.space", "export"),
 ]
 
 
