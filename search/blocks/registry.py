@@ -64,10 +64,14 @@ def families_help() -> str:
 
 def parse_block(text: str) -> BlockSpec:
     """Parse and check a block string; ``BlockSpecError`` lists the families and their options."""
-    spec = tokenize(text)
-    family = BLOCKS.get(spec.family)
+    name = text.strip().split("_")[0] if isinstance(text, str) else ""
+    family = BLOCKS.get(name)
     if family is None:
-        raise BlockSpecError(f"unknown block family '{spec.family}' in '{text}'; families: {families_help()}")
+        raise BlockSpecError(f"unknown block family '{name}' in {text!r}; families: {families_help()}")
+    try:
+        spec = tokenize(text)
+    except BlockSpecError as exc:
+        raise BlockSpecError(f"{exc}; expected {family.usage()}") from exc
     tokens = spec.tokens()
     missing = [t for t in family.required if t not in tokens]
     extra = sorted(tokens - set(family.required) - set(family.optional))

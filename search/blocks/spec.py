@@ -1,10 +1,10 @@
-"""Block strings: ``family[_k<t><h><w>][_e<N>][_h<N>][_se][_hs]`` <-> ``BlockSpec``.
+"""Block strings: ``family[_k<t><h><w>][_h<N>][_e<N>][_se][_hs]`` <-> ``BlockSpec``.
 
 ::
 
     "x3d_k133_e4_se_hs" --parse_block--> BlockSpec(family="x3d", kernel=(1, 3, 3), expansion=4,
                                                    se=True, act="hardswish")
-    BlockSpec --str()--> "x3d_k133_e4_se_hs"   (canonical token order: k, e, h, se, hs)
+    BlockSpec --str()--> "x3d_k133_e4_se_hs"   (canonical token order: k, h, e, se, hs)
 
 Which tokens a family takes is declared by its registered ``BlockFamily``; this module only knows
 the grammar.
@@ -36,10 +36,10 @@ class BlockSpec:
         parts = [self.family]
         if self.kernel is not None:
             parts.append("k" + "".join(str(size) for size in self.kernel))
-        if self.expansion is not None:
-            parts.append(f"e{self.expansion}")
         if self.heads is not None:
             parts.append(f"h{self.heads}")
+        if self.expansion is not None:
+            parts.append(f"e{self.expansion}")
         if self.se:
             parts.append("se")
         if self.act == "hardswish":
@@ -55,8 +55,6 @@ class BlockSpec:
 
 def tokenize(text: str) -> BlockSpec:
     """Parse the grammar only (no family checks); ``BlockSpecError`` naming the bad token."""
-    if not isinstance(text, str) or not text.strip():
-        raise BlockSpecError(f"empty block string {text!r}")
     family, *tokens = text.strip().split("_")
     fields: dict[str, object] = {}
     for token in tokens:
