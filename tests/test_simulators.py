@@ -284,3 +284,69 @@ def test_exported_video_blocks_rank_as_the_fpga_needs():
     assert not heavy.unsupported and not flat.unsupported
     npu_heavy, npu_flat = (simulate(NPU, models[name]).latency_ms for name in ("x3d_k333_e3", "tsm_k133_e3"))
     assert npu_heavy < 1.2 * npu_flat  # the NPU runs 3D convolutions natively
+
+
+SCALESIM_CONFIG = """[general]
+run_name = vidlat
+
+[architecture_presets]
+ArrayHeight: 32
+ArrayWidth: 32
+IfmapSramSzkB: 256
+FilterSramSzkB: 256
+OfmapSramSzkB: 128
+IfmapOffset: 0
+FilterOffset: 10000000
+OfmapOffset: 20000000
+Bandwidth: 1000
+Dataflow: ws
+MemoryBanks: 1
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: 10
+IfmapSRAMBankNum: 10
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: 10
+FilterSRAMBankNum: 10
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport: false
+SparseRep: ellpack_block
+OptimizedMapping: false
+BlockSize: 8
+RandomNumberGeneratorSeed: 40
+
+[run_presets]
+InterfaceBandwidth: USER
+UseRamulatorTrace: False
+"""
+
+
+@pytest.mark.slow
+def test_systolic_formula_agrees_with_scalesim(tmp_path):
+    """SCALE-Sim (v3 API, numpy < 2.4) on a 32 x 32 WS array, ample bandwidth: compute cycles per layer."""
+    scale_sim = pytest.importorskip("scalesim.scale_sim", reason="SCALE-Sim is optional: pip install scalesim 'numpy<2.4'")
+    layers = {  # name: (ifmap h, w, filter h, w, channels, filters, stride), no padding
+        "conv": (10, 10, 3, 3, 16, 64, 1), "pointwise": (28, 28, 1, 1, 48, 96, 1),
+        "deep": (16, 16, 3, 3, 32, 32, 1), "strided": (17, 17, 3, 3, 24, 40, 2),
+    }
+    (tmp_path / "arch.cfg").write_text(SCALESIM_CONFIG)
+    (tmp_path / "topology.csv").write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+        + "".join(f"{name}, {', '.join(map(str, dims))},\n" for name, dims in layers.items())
+    )
+    (tmp_path / "layout.csv").write_text("Layer name, factors,\n" + "".join(f"{name}, {', '.join(['1'] * 20)},\n" for name in layers))
+    sim = scale_sim.scalesim(save_disk_space=True, verbose=False, config=str(tmp_path / "arch.cfg"),
+                             topology=str(tmp_path / "topology.csv"), layout=str(tmp_path / "layout.csv"))
+    sim.run_scale(top_path=str(tmp_path / "out"))
+    theirs = [int(layer.total_cycles) for layer in sim.runner.single_layer_sim_object_list]
+    ours = []
+    for h, w, fh, fw, c, m, s in layers.values():
+        outputs = ((h - fh) // s + 1) * ((w - fw) // s + 1)
+        ours.append(systolic_cycles(fh * fw * c, m, outputs, 32, 32))
+    assert all(abs(a - b) <= 2 for a, b in zip(ours, theirs)), (ours, theirs)
