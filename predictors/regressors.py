@@ -156,3 +156,17 @@ def out_of_fold_ms(
         model = LatencyRegressor(kind, seed=seed).fit([specs[i] for i in train], y[train])
         predicted[test] = model.predict([specs[i] for i in test])
     return predicted
+
+
+def family_errors(
+    specs: Sequence[Mapping[str, Any] | str], latency_ms: Sequence[float], *, kind: str = "gbm", seed: int = 0
+) -> dict[str, float]:
+    """Out-of-fold MAPE (percent) of the regressor per op kind: where more samples would help most."""
+    specs = [as_spec(spec) for spec in specs]
+    y = np.asarray(latency_ms, dtype=float)
+    ops = np.array([str(spec.get("op", "")) for spec in specs])
+    kinds, counts = np.unique(ops, return_counts=True)
+    keep = np.isin(ops, kinds[counts >= 2])
+    predicted = out_of_fold_ms(kind, [s for s, k in zip(specs, keep) if k], y[keep], seed=seed)
+    errors = np.abs(predicted / y[keep] - 1.0) * 100.0
+    return {str(op): float(errors[ops[keep] == op].mean()) for op in np.unique(ops[keep])}

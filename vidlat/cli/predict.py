@@ -20,9 +20,13 @@ import onnx
 from predictors import FittedPredictor, LUTPredictor, NetworkPredictor, evaluate_networks, fit_predictor, network_frame
 from predictors.errors import PredictorError
 from predictors.lut import measured_entries, space_entries
+from predictors.fit import block_rows
+from predictors.regressors import family_errors
+from profiler.backends import create_backend
 from profiler.catalog import resolve_device
 from profiler.errors import StoreError
 from profiler.store import LatencyStore, default_store_path
+from profiler.sweep import profile_workloads
 
 _device = click.option("--device", "device_name", required=True, help="device name (shipped, in the store, or a .yaml path)")
 _space = click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
@@ -52,6 +56,27 @@ def predictor_path(store: LatencyStore, device: str, space: str) -> Path:
     return store.path.parent / "predictors" / f"{device}--{Path(space).stem}.skops"
 
 
+def _measure_samples(store: LatencyStore, device_name: str, space: Any, count: int, seed: int) -> None:
+    """Measure ``count`` sampled block configurations, weighted by the regressor's error per family."""
+    from search.block_sampler import sample_block_configs
+
+    device = resolve_device(device_name)
+    blocks = block_rows(store.table(device.name))
+    try:
+        weights = family_errors(list(blocks["spec"]), blocks["median_ms"], seed=seed) if len(blocks) >= 10 else {}
+    except PredictorError:
+        weights = {}
+    if weights:
+        click.echo("regressor error per family (out-of-fold MAPE %): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(weights.items())))
+    configs = sample_block_configs(space, count, family_weights=weights, seed=seed)
+    backend = create_backend(device)
+    try:
+        summary = profile_workloads(backend, store, [config.workload() for config in configs], progress=True)
+    finally:
+        backend.close()
+    click.echo(f"sampled blocks: {summary}")
+
+
 def _format_scores(scores: dict[str, dict[str, float]]) -> str:
     lines = [f"{'regressor':<10}{'acc5':>9}{'acc10':>9}{'MAPE %':>9}{'Kendall':>9}"]
     for kind, metrics in scores.items():
@@ -66,13 +91,18 @@ def _format_scores(scores: dict[str, dict[str, float]]) -> str:
 @_calib
 @_seed
 @click.option("--out", type=click.Path(dir_okay=False), help="predictor file [default: beside the store, predictors/<device>--<space>.skops]")
-def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, out: str | None) -> None:
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="first measure N extra block configurations around the space (more where the regressor errs most)")
+def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, out: str | None,
+        sample: int) -> None:
     """Fit the latency regressors and the whole-network calibration of a device and space."""
     from search.space import load_space
 
     space = load_space(space_name)
     with _open_store(store_path) as store:
         device = _device_in_store(device_name, store)
+        if sample:
+            _measure_samples(store, device_name, space, sample, seed)
         fitted = fit_predictor(store.table(device), space_entries(space), device=device, space=space.name,
                                fingerprint=store.fingerprint(device), calibration_networks=calibration_networks, seed=seed)
         path = fitted.save(Path(out) if out else predictor_path(store, device, space_name))
