@@ -19,6 +19,7 @@ from profiler.simulators import Simulator, load_graph, systolic_cycles
 from profiler.simulators.dsp_array import DspArrayEngine
 from profiler.simulators.ops import MacShape
 from profiler.simulators.systolic import SystolicEngine
+from profiler.store import LatencyStore
 from profiler.workload import Workload
 from vidlat.cli import cli
 
@@ -350,3 +351,19 @@ def test_systolic_formula_agrees_with_scalesim(tmp_path):
         outputs = ((h - fh) // s + 1) * ((w - fw) // s + 1)
         ours.append(systolic_cycles(fh * fw * c, m, outputs, 32, 32))
     assert all(abs(a - b) <= 2 for a, b in zip(ours, theirs)), (ours, theirs)
+
+
+@pytest.mark.slow
+def test_profile_a_space_and_simulate_an_arch_on_simulated_devices(tmp_path):
+    space = pytest.importorskip("search.space").load_space("tiny")
+    store = tmp_path / "store.db"
+    result = CliRunner().invoke(cli, ["profile", "--device", ZCU102, "--space", "tiny", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    with LatencyStore(store) as latency_store:
+        table = latency_store.table(ZCU102)
+    assert len(table) > 0 and set(table["status"]) == {"ok"} and (table["median_ms"] > 0).all()
+    arch = tmp_path / "arch.yaml"
+    space.sample(0).save(arch)
+    result = CliRunner().invoke(cli, ["simulate", "--device", Z7020, str(arch)])
+    assert result.exit_code == 0, result.output
+    assert "total:" in result.output and "ms by status" in result.output

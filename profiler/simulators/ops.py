@@ -39,11 +39,6 @@ class MacShape:
     stride_w: int = 1
 
     @property
-    def depthwise(self) -> bool:
-        """One input channel per filter in many groups: runs channel-parallel, one input lane used."""
-        return self.groups > 1 and self.in_channels == 1
-
-    @property
     def window(self) -> int:
         """Reduction length of one output: in_channels x kt x kh x kw."""
         return self.in_channels * self.kt * self.kh * self.kw
