@@ -1,0 +1,198 @@
+"""Search spaces, workloads, arch specs and the space/arch CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from search import ArchSpecError, SearchSpaceError, build_model, load_arch, load_space
+from search.arch import ArchSpec
+from search.blocks import BLOCKS, parse_block
+from search.space import resolve_arch
+from search.workloads import block_workload
+from vidlat.cli import cli
+
+SPEC_KEYS = {"op", "block", "c_in", "c_out", "t", "h", "w", "kt", "kh", "kw", "stride_t", "stride_s", "expansion", "se",
+             "act", "heads", "macs", "flops", "params", "bytes"}
+KEY = re.compile(r"^[a-z0-9_]+\|in=\d+x\d+x\d+x\d+\|out=\d+\|s=[12]{3}$")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDLAT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "onnx-cache"))
+
+
+def test_default_space_shape() -> None:
+    space = load_space("default")
+    assert space.input_shape == (3, 8, 112, 112)
+    assert 10 <= len(space.layers) <= 16
+    assert [space.config.stages[i].channels for i in range(4)] == [24, 48, 96, 192]
+    families = set()
+    for slot in space.layers:
+        assert 8 <= len(slot.candidates) <= 12
+        assert slot.stride[0] == 1
+        families |= {parse_block(block).family for block in slot.candidates}
+        if any(parse_block(block).family == "attn" for block in slot.candidates):
+            assert slot.stage >= 2 and slot.output_shape[1] * slot.output_shape[2] * slot.output_shape[3] <= 400
+    assert families == set(BLOCKS)
+    for stage_index, stage in enumerate(space.config.stages):
+        slots = [slot for slot in space.layers if slot.stage == stage_index]
+        assert ["skip" in slot.candidates for slot in slots] == [i >= stage.min_depth for i in range(stage.depth)]
+    for before, after in zip(space.layers, space.layers[1:]):
+        assert after.input_shape == before.output_shape
+
+
+def test_tiny_workloads_keys_and_specs() -> None:
+    space = load_space("tiny")
+    items = space.workloads()
+    assert len(items) == sum(len(slot.candidates) for slot in space.layers)
+    assert [(i.layer, i.block) for i in items] == [(s.index, b) for s in space.layers for b in s.candidates]
+    for item in items:
+        workload = item.workload
+        slot = space.layers[item.layer]
+        assert KEY.match(workload.key), workload.key
+        assert SPEC_KEYS <= set(workload.spec)
+        assert workload.spec["flops"] == 2 * workload.spec["macs"]
+        assert workload.inputs == {"input": (1, *slot.input_shape)}
+        assert workload.spec["op"] == parse_block(item.block).family
+        assert (workload.spec["c_in"], workload.spec["c_out"]) == (slot.in_channels, slot.out_channels)
+        module = workload.builder()
+        assert not module.training
+        with torch.no_grad():
+            y = module(torch.from_numpy(workload.random_inputs()["input"]))
+        assert tuple(y.shape[1:]) == slot.output_shape
+    # layers 1 and 3 share shapes with nothing else, layer 0 and 1 differ (stride): same block, two keys
+    keys = {(i.layer, i.block): i.workload.key for i in items}
+    assert keys[(0, "x3d_k333_e2")] == "x3d_k333_e2|in=8x4x16x16|out=8|s=122"
+    assert keys[(1, "x3d_k333_e2")] == "x3d_k333_e2|in=8x4x8x8|out=8|s=111"
+    fixed = space.fixed_workloads()
+    assert [w.spec["op"] for w in fixed] == ["stem", "head"]
+    assert fixed[0].inputs["input"] == (1, *space.input_shape)
+    assert len(space.unique_workloads()) == len({i.workload.key for i in items}) + 2
+
+
+def test_workloads_are_deterministic() -> None:
+    first = block_workload("me_k133_e2", input_shape=(8, 4, 8, 8), out_channels=8, stride=(1, 1, 1))
+    block_workload.cache_clear()
+    second = block_workload("me_k133_e2", input_shape=(8, 4, 8, 8), out_channels=8, stride=(1, 1, 1))
+    assert first is not second
+    assert first.onnx_hash == second.onnx_hash
+    a, b = first.builder(), first.builder()
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_sample_make_arch_and_references() -> None:
+    space = load_space("tiny")
+    assert space.sample(7) == space.sample(7)
+    assert len({tuple(space.sample(seed).layers) for seed in range(10)}) > 1
+    for slot, block in zip(space.layers, space.sample(3).layers):
+        assert block in slot.candidates
+    with pytest.raises(SearchSpaceError, match="not a candidate"):
+        space.make_arch(["attn_h2"] * 4)
+    with pytest.raises(SearchSpaceError, match="4 layers"):
+        space.make_arch(["x3d_k333_e2"])
+    default = load_space("default")
+    references = default.reference_archs()
+    assert set(references) == {"x3d-xs", "r2p1d"}
+    assert len([b for b in references["x3d-xs"].layers if b != "skip"]) == 11  # X3D-XS depths 1+2+5+3
+    assert {b for b in references["r2p1d"].layers} == {"r2p1d_k333_e3", "skip"}
+    assert resolve_arch("default:x3d-xs") == references["x3d-xs"]
+
+
+def test_network_workload() -> None:
+    space = load_space("tiny")
+    arch = space.sample(1)
+    workload = space.network_workload(arch)
+    assert re.fullmatch(r"net\|tiny\|[0-9a-f]{12}", workload.key)
+    assert workload.spec["op"] == "network" and workload.spec["space"] == "tiny"
+    assert ArchSpec.from_dict(workload.spec["arch"]) == arch
+    block_macs = sum(i.workload.spec["macs"] for i in space.workloads() if arch.layers[i.layer] == i.block)
+    fixed_macs = sum(w.spec["macs"] for w in space.fixed_workloads())
+    assert workload.spec["macs"] == block_macs + fixed_macs
+    assert workload.spec["flops"] == 2 * workload.spec["macs"]
+
+
+def test_model_runs_at_proxy_shape() -> None:
+    arch = load_space("default").sample(5)
+    model = build_model(arch).eval()
+    with torch.no_grad():
+        assert tuple(model(torch.randn(2, 3, 8, 32, 32)).shape) == (2, arch.num_classes)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_arch_file_round_trip(tmp_path, suffix: str) -> None:
+    arch = load_space("tiny").sample(4)
+    path = tmp_path / f"arch{suffix}"
+    arch.save(path)
+    assert load_arch(path) == arch
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.update(layers=["x3d_k333_e2", "nope_k1", "skip", "skip"]), "layer 1: unknown block family 'nope'"),
+    (lambda d: d.pop("layers"), "missing key"),
+    (lambda d: d.update(colour="red"), "unknown key"),
+    (lambda d: d.update(channels=[8, 8]), "same length"),
+    (lambda d: d.update(input_shape=[3, 4, 32]), "input_shape"),
+    (lambda d: d.update(stem={"width": 8}), "stem must be"),
+])
+def test_bad_arch_files(tmp_path, edit, message: str) -> None:
+    data = load_space("tiny").sample(0).to_dict()
+    edit(data)
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ArchSpecError, match=message):
+        load_arch(path)
+
+
+def test_bad_arch_build_and_unreadable(tmp_path) -> None:
+    data = load_space("tiny").sample(0).to_dict()
+    data["layers"][2] = "skip"  # stage change: skip cannot map 8 -> 16 channels
+    with pytest.raises(ArchSpecError, match="layer 2"):
+        build_model(ArchSpec.from_dict(data))
+    (tmp_path / "bad.yaml").write_text("layers: [a\n")
+    with pytest.raises(ArchSpecError, match="not valid YAML"):
+        load_arch(tmp_path / "bad.yaml")
+    with pytest.raises(ArchSpecError, match="cannot read"):
+        load_arch(tmp_path / "missing.yaml")
+
+
+def test_bad_space_files(tmp_path) -> None:
+    with pytest.raises(SearchSpaceError, match="unknown search space 'galaxy'"):
+        load_space("galaxy")
+    base = "name: s\ninput_shape: [3, 4, 32, 32]\nnum_classes: 2\nstem: {channels: 8}\nhead: {channels: 16}\n"
+    cases = {
+        "stages: [{channels: 8, depth: 2, candidates: [x3d_k333]}]": "stage 0: block 'x3d_k333': missing e<N>",
+        "stages: [{channels: 8, depth: 1, min_depth: 2, candidates: [x3d_k333_e2]}]": "min_depth 2 > depth 1",
+        "stages: [{channels: 8, depth: 1, colour: 1, candidates: [x3d_k333_e2]}]": "stages.0.colour",
+        "stages: [{channels: 8, depth: 1, stride: [2, 2, 2], candidates: [tsm_k133_e2]}]": "temporal stride",
+    }
+    for stages, message in cases.items():
+        path = tmp_path / "space.yaml"
+        path.write_text(base + stages + "\n")
+        with pytest.raises(SearchSpaceError, match=re.escape(message)):
+            load_space(path)
+
+
+def test_space_and_arch_cli(tmp_path) -> None:
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["space", "show", "default"])
+    assert shown.exit_code == 0, shown.output
+    assert "search-space size" in shown.output and "80 unique block workloads" in shown.output
+    out = tmp_path / "a.yaml"
+    sampled = runner.invoke(cli, ["space", "sample", "tiny", "--seed", "3", "--out", str(out)])
+    assert sampled.exit_code == 0, sampled.output
+    assert load_arch(out) == load_space("tiny").sample(3)
+    again = runner.invoke(cli, ["space", "sample", "tiny", "--seed", "3"])
+    assert load_arch(out) == ArchSpec.from_dict(yaml.safe_load(again.output))
+    shown = runner.invoke(cli, ["arch", "show", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "total:" in shown.output and " stem " in shown.output and " head " in shown.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("space: tiny\n")
+    failed = runner.invoke(cli, ["arch", "show", str(bad)])
+    assert failed.exit_code == 2 and failed.output.startswith("error: ") and "Traceback" not in failed.output
