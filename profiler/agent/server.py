@@ -160,6 +160,14 @@ class AgentServer(ThreadingHTTPServer):
             self.device_lock.release()
         return 200, {"measurement": jsonable(measurement.to_dict()), "elapsed_s": round(elapsed, 4)}
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line instead of a traceback when a client goes away mid-reply (a killed sweep)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            sys.stderr.write(f"{client_address[0]}: connection dropped ({type(error).__name__}: {error})\n")
+        else:
+            super().handle_error(request, client_address)
+
     def server_close(self) -> None:
         super().server_close()
         self.worker.stop()

@@ -31,7 +31,20 @@ COMMANDS: list[tuple[str, str]] = [
 
 
 class VidlatGroup(click.Group):
-    """A click group that turns library errors into one clear line and exit code 2."""
+    """A click group that turns library errors into one clear line and exit code 2.
+
+    Commands are imported when they are used (the name of a command is its attribute in
+    ``COMMANDS``), so `vidlat agent serve` runs on a device that has no torch or pandas.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [attribute for _, attribute in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module, attribute in COMMANDS:
+            if attribute == cmd_name:
+                return getattr(importlib.import_module(module), attribute)
+        return None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -48,10 +61,6 @@ class VidlatGroup(click.Group):
 @click.version_option(__version__, prog_name="vidlat")
 def cli() -> None:
     """Hardware-aware latency toolkit for video neural networks."""
-
-
-for _module, _attribute in COMMANDS:
-    cli.add_command(getattr(importlib.import_module(_module), _attribute))
 
 
 def main() -> None:
