@@ -361,7 +361,8 @@ def test_profile_a_space_and_simulate_an_arch_on_simulated_devices(tmp_path):
     assert result.exit_code == 0, result.output
     with LatencyStore(store) as latency_store:
         table = latency_store.table(ZCU102)
-    assert len(table) > 0 and set(table["status"]) == {"ok"} and (table["median_ms"] > 0).all()
+    assert len(table) > 0 and set(table["status"]) == {"ok"}
+    assert (table["median_ms"] > 0).sum() == (~table["key"].str.startswith("skip")).sum()  # an identity costs nothing
     arch = tmp_path / "arch.yaml"
     space.sample(0).save(arch)
     result = CliRunner().invoke(cli, ["simulate", "--device", Z7020, str(arch)])
