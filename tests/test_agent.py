@@ -299,3 +299,18 @@ def test_tiny_space_through_the_agent_agrees_with_local(agent, tmp_path, monkeyp
     ratio = remote_table.loc[ok, "median_ms"] / local_table.loc[ok, "median_ms"]
     assert np.median(np.abs(ratio - 1)) < 0.15, ratio.to_dict()
     assert 0.8 < remote_table.loc[ok, "median_ms"].sum() / local_table.loc[ok, "median_ms"].sum() < 1.25
+
+
+def test_the_agent_imports_neither_torch_nor_pandas():
+    """What `vidlat agent serve` loads must run on a device that has only a runtime."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from vidlat.cli import cli; cli.get_command(None, 'agent'); "
+        "import profiler.agent.cli, profiler.backends.remote, profiler.backends.onnxruntime; "
+        "print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
