@@ -101,7 +101,7 @@ class LatencyStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a vidlat store (not an SQLite database: {exc})") from None
         if not tables:
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             with self._transaction():
                 for statement in _SCHEMA.strip().split(";"):
                     if statement.strip():
@@ -120,7 +120,12 @@ class LatencyStore:
                 f"{self.path}: store schema version {version} is newer than this vidlat understands "
                 f"({SCHEMA_VERSION}); upgrade vidlat"
             )
+        self._wal()
+
+    def _wal(self) -> None:
+        # WAL + synchronous=NORMAL: a committed measurement survives a killed process (not a power cut).
         self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -165,12 +170,18 @@ class LatencyStore:
             (workload.key, json.dumps(workload.spec, sort_keys=True, default=str), json.dumps({k: list(v) for k, v in workload.inputs.items()}), workload.onnx_hash),
         )
 
-    def record(self, device_name: str, workload: Workload, measurement: Measurement) -> None:
-        """Store one measurement (and its workload) in one committed transaction."""
+    def record(self, device_name: str, workload: Workload, measurement: Measurement, *, only_if_absent: bool = False) -> bool:
+        """Store one measurement (and its workload) in one committed transaction; True if stored.
+
+        With ``only_if_absent``, nothing is stored when the key already has a measurement on the
+        device (checked inside the transaction, so two sweeps at once never store a key twice).
+        """
         row = self._db.execute("SELECT fingerprint FROM devices WHERE name = ?", (device_name,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: device '{device_name}' is not registered; call register_device first")
         with self._transaction():
+            if only_if_absent and self.has_result(device_name, workload.key):
+                return False
             self._put_workload(workload)
             self._db.execute(
                 "INSERT INTO measurements (device, key, status, reason, median_ms, mean_ms, std_ms, p10_ms, p90_ms, "
@@ -184,6 +195,7 @@ class LatencyStore:
                     __version__, _now(),
                 ),
             )
+        return True
 
     # ------------------------------------------------------------------ reading
     def devices(self) -> list[str]:

@@ -135,7 +135,11 @@ def profile_workloads(
         bar = tqdm(total=len(todo), unit="wl", desc=device, dynamic_ncols=True, leave=True)
 
     def store_result(workload: Workload, measurement: Measurement) -> None:
-        store.record(device, workload, measurement)
+        if bar is not None:
+            bar.update(1)
+        if not store.record(device, workload, measurement, only_if_absent=not remeasure):
+            summary.skipped += 1  # another sweep stored it meanwhile
+            return
         summary.keys.append(workload.key)
         if measurement.status == "ok":
             summary.measured += 1
@@ -144,8 +148,6 @@ def profile_workloads(
             summary.unsupported += 1
         else:
             summary.failed += 1
-        if bar is not None:
-            bar.update(1)
 
     queue: list[tuple[Workload, int]] = [(workload, 0) for workload in todo]
     try:

@@ -168,3 +168,24 @@ def test_transient_errors_back_off_then_give_up(store):
     with pytest.raises(TransientDeviceError, match="did not answer.*run the same command again"):
         profile_workloads(stuck, store, [workload("b")], progress=False, sleep=waits.append, retry_wait_s=1, max_wait_s=10)
     assert not store.has_result("fake-dev", "b")
+
+
+def test_only_if_absent_never_stores_a_key_twice(store):
+    store.register_device(DEVICE, {})
+    assert store.record("fake-dev", workload("a"), ok(1.0), only_if_absent=True)
+    assert not store.record("fake-dev", workload("a"), ok(2.0), only_if_absent=True)
+    assert store.count("fake-dev") == 1 and store.table("fake-dev")["median_ms"].tolist() == [1.0]
+
+
+def test_sweep_skips_what_a_concurrent_sweep_stored_meanwhile(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with LatencyStore(path) as mine, LatencyStore(path) as other:
+        other.register_device(DEVICE, {})
+
+        class Racing(ScriptedBackend):
+            def measure(self, item: Workload) -> Measurement:
+                other.record("fake-dev", item, ok(7.0))  # the other sweep finishes first
+                return super().measure(item)
+
+        summary = profile_workloads(Racing(), mine, [workload("a")], progress=False)
+        assert (summary.measured, summary.skipped, mine.count("fake-dev")) == (0, 1, 1)

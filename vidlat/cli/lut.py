@@ -34,8 +34,9 @@ def lut_table(store: LatencyStore, device_name: str, space_name: str) -> pd.Data
     from search.space import load_space
 
     entries = space_entries(load_space(space_name))
-    table = store.table(device_name, keys=list(entries["key"].unique())).drop(columns=["spec"], errors="ignore")
-    spec_columns = [column for column in table.columns if column not in FRONT and column != "key"]
+    table = store.table(device_name, keys=list(entries["key"].unique()))
+    table = table.drop(columns=[column for column in entries.columns if column != "key"], errors="ignore")
+    spec_columns = [column for column in table.columns if column not in FRONT]
     merged = entries.merge(table, on="key", how="left")
     merged["status"] = merged["status"].fillna("missing")
     merged["reason"] = merged["reason"].fillna("")
