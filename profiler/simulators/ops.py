@@ -7,7 +7,8 @@
                  └──> MacShape(groups, out_channels, in_channels, frames, out_h, out_w, kt, kh, kw, stride)
 
 ``frames`` is every output image the same weights slide over (batch x output frames for a
-convolution, the batch of a product); a product is a 1x1 convolution with ``out_h = rows``.
+convolution); a product is a 1x1 convolution with ``out_h = rows``, and a batch of products whose
+right-hand sides differ (attention scores) is one group per product.
 """
 
 from __future__ import annotations
@@ -113,4 +114,5 @@ def lower_product(node: GraphNode) -> MacShape:
     out_batch = math.prod(y.shape[:-2]) if len(y.shape) > 2 else 1
     if len(b.shape) <= 2:  # shared weights: every batch row streams through the same filters
         return MacShape(groups=1, out_channels=cols, in_channels=k, frames=1, out_h=rows * out_batch, out_w=1)
-    return MacShape(groups=1, out_channels=cols, in_channels=k, frames=out_batch, out_h=rows, out_w=1)
+    # a batch of products with their own right-hand sides (attention): independent GEMMs, as groups
+    return MacShape(groups=out_batch, out_channels=cols, in_channels=k, frames=1, out_h=rows, out_w=1)

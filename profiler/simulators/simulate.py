@@ -46,6 +46,7 @@ POOL_OPS = {"AveragePool", "MaxPool"}
 REDUCE_OPS = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"}
 COPY_OPS = {"Transpose", "Slice", "Concat", "Split", "Pad", "Expand", "Tile", "Gather"}
 FREE_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape", "Constant", "ConstantOfShape", "Size"}
+SHAPE_TENSOR_LIMIT = 64  # integer outputs this small are shape arithmetic: no data moves
 CONTROL_FLOW_OPS = {"If", "Loop", "Scan"}
 ARRAY_OPS = {"Conv", "Gemm", "MatMul"}
 FUSABLE_ACTIVATIONS = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "BatchNormalization"}
@@ -71,7 +72,7 @@ class NodeReport:
             "unit": cost.unit,
             "cycles": None if cost.status == "unsupported" else round(cost.cycles, 1),
             "latency_ms": self.latency_ms,
-            "bound": None if cost.status == "unsupported" else cost.bound,
+            "bound": None if cost.status == "unsupported" or not cost.cycles else cost.bound,
             "utilisation": round(cost.utilisation, 4),
             "macs": cost.macs,
             "fused_into": cost.fused_into,
@@ -170,7 +171,7 @@ class Simulator:
         op = node.op_type
         if op in CONTROL_FLOW_OPS:
             return NodeCost.unsupported(f"control flow ({op}) is not modelled by the simulator")
-        if op in FREE_OPS or (node.outputs and all(not t.is_float for t in node.outputs)):
+        if op in FREE_OPS or (node.outputs and all(not t.is_float and t.elements <= SHAPE_TENSOR_LIMIT for t in node.outputs)):
             return NodeCost("native", "none", reason="no data moves (shape or metadata only)")
         unknown = node.unknown_shapes()
         if unknown:
