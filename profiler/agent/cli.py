@@ -13,6 +13,7 @@ import click
 from profiler.agent.runtime import DEFAULT_PRECISION, PRECISIONS, RUNTIMES
 from profiler.agent.server import AgentConfig, AgentServer, new_token
 from profiler.agent.wire import DEFAULT_PORT, TOKEN_ENV
+from profiler.agent.worker import WorkerCrashed
 from profiler.errors import VidlatError
 
 
@@ -59,10 +60,12 @@ def serve(host: str, port: int, runtime: str, threads: int, precision: str | Non
         click.echo(f"token: from ${TOKEN_ENV}")
     if not _is_loopback(host):
         click.echo("warning: listening beyond this machine; anyone who reaches the port needs the token, and traffic is plain HTTP", err=True)
-    server.worker.start()
-    click.echo(f"listening on {server.url} (Ctrl-C stops)")
     try:
+        server.worker.start()
+        click.echo(f"listening on {server.url} (Ctrl-C stops)")
         server.serve_forever()
+    except WorkerCrashed as exc:
+        raise VidlatError(f"the agent's measuring process could not start: {exc}") from None
     except KeyboardInterrupt:
         click.echo("agent stopped")
     finally:
