@@ -29,6 +29,7 @@ LAYERS = (1, 4, 7)  # 24x8x28x28, 48x8x14x14 and 96x8x7x7 (the last one has the 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-ort", action="store_true", help="skip the measured ort-cpu-1t column")
+    parser.add_argument("--plot", metavar="PNG", help="also draw each block's time relative to tsm, per device")
     args = parser.parse_args()
 
     space = load_space("default")
@@ -38,6 +39,7 @@ def main() -> None:
         ort = create_backend(resolve_device(REAL))
     devices = SIMULATED + ([REAL] if ort else [])
 
+    relative: dict[str, dict[str, float]] = {}  # "layer block" -> device -> ms / tsm ms
     by_layer: dict[int, list] = {}
     for item in space.workloads():
         if item.layer in LAYERS and item.block != "skip":
@@ -59,8 +61,12 @@ def main() -> None:
         reference = next(row for block, row in results.items() if block.startswith("tsm"))
         shape = "x".join(map(str, space.layers[layer].input_shape))
         for block, row in results.items():
+            relative[f"{shape} {block}"] = {d: row[d] / reference[d] for d in devices if row[d] is not None}
             cells = [f"{row[d]:.3f} ({row[d] / reference[d]:.2f})" if row[d] is not None else "unsupported" for d in devices]
             print(f"| {shape} | {block} | {row['macs'] / 1e6:.1f} | " + " | ".join(cells) + " |")
+
+    if args.plot:
+        plot_relative(relative, devices, args.plot)
 
     workloads = {item.workload.key: item.workload for item in space.workloads()}
     workloads.update({w.key: w for w in space.fixed_workloads()})
@@ -84,6 +90,31 @@ def main() -> None:
             whole = simulator.simulate_onnx(network.onnx, network.inputs).latency_ms
             summed = sum(simulator.simulate_onnx(w.onnx, w.inputs).latency_ms for w in parts)
             print(f"| {arch_name} | {name} | {whole:.3f} | {summed:.3f} | {summed / whole:.3f} |")
+
+
+def plot_relative(relative: dict[str, dict[str, float]], devices: list[str], path: str) -> None:
+    """Horizontal bars: each block's time relative to the layer's tsm block, one colour per device."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = list(relative)
+    height = 0.8 / len(devices)
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) * len(devices) / 2 + 1.5))
+    for index, device in enumerate(devices):
+        values = [relative[label].get(device, np.nan) for label in labels]
+        ax.barh(np.arange(len(labels)) + index * height, values, height, label=device)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(np.arange(len(labels)) + 0.4 - height / 2, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("time relative to the 2D-only tsm block of the same layer (log)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
 
 
 if __name__ == "__main__":
