@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from search import ArchSpec, ExportError, create_block, export_arch, load_space, module_to_onnx
+from search import ArchSpec, ExportError, build_model, create_block, export_arch, load_space, module_to_onnx
 from search.export import cache_dir, onnx_max_abs_diff
 from vidlat.cli import cli
 
@@ -87,6 +87,30 @@ def test_export_cli_on_tiny_arch(tmp_path) -> None:
     assert "onnx.checker: ok" in result.output
     bad = runner.invoke(cli, ["export", str(arch_path), "--out", str(tmp_path / "n.onnx"), "--meta", "novalue"])
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_export_cli_with_trained_weights(tmp_path) -> None:
+    from search.train import save_weights
+
+    arch = load_space("tiny").sample(5)
+    arch.save(tmp_path / "a.yaml")
+    model = build_model(arch)
+    save_weights(model, tmp_path / "w.pt")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "m.onnx"),
+                                 "--weights", str(tmp_path / "w.pt")])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, *arch.input_shape), dtype=np.float32)
+    with torch.no_grad():
+        want = model.eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(session.run(None, {"input": x})[0] - want).max() <= 1e-4
+    other = load_space("tiny").sample(6)
+    other.save(tmp_path / "b.yaml")
+    bad = runner.invoke(cli, ["export", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "n.onnx"),
+                              "--weights", str(tmp_path / "w.pt")])
+    assert other.layers != arch.layers
+    assert bad.exit_code == 2 and "do not fit" in bad.output
 
 
 @pytest.mark.slow

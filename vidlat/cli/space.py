@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import click
 import yaml
 
@@ -112,8 +114,10 @@ def show_arch(file: str) -> None:
 @click.argument("arch_file", metavar="ARCH")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write")
 @click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True)
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="trained weights (a state_dict .pt from `vidlat train`); default: fresh initial weights")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="extra metadata entry (repeatable)")
-def export(arch_file: str, out: str, opset: int, meta: tuple[str, ...]) -> None:
+def export(arch_file: str, out: str, opset: int, weights: str | None, meta: tuple[str, ...]) -> None:
     """Export ARCH (a file or SPACE:REFERENCE) to ONNX, check it and compare ONNX Runtime with torch."""
     from search.export import export_arch
     from search.space import resolve_arch
@@ -124,7 +128,17 @@ def export(arch_file: str, out: str, opset: int, meta: tuple[str, ...]) -> None:
             raise VidlatError(f"--meta '{entry}': expected KEY=VALUE")
         key, value = entry.split("=", 1)
         metadata[key] = value
-    report = export_arch(resolve_arch(arch_file), out, metadata=metadata, opset=opset)
+    spec = resolve_arch(arch_file)
+    model = None
+    if weights:
+        from search.train import load_weights
+
+        try:
+            model = load_weights(spec, weights)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise VidlatError(f"--weights {weights} do not fit arch {arch_file}: {str(exc).splitlines()[0]}") from exc
+        metadata.setdefault("vidlat.weights", Path(weights).name)
+    report = export_arch(spec, out, metadata=metadata, opset=opset, model=model)
     click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
     click.echo(f"input {'x'.join(map(str, report.input_shape))} -> output {'x'.join(map(str, report.output_shape))}")
     click.echo("onnx.checker: ok")
