@@ -17,6 +17,7 @@ import json
 
 import onnx
 
+from profiler import __version__
 from profiler.backends.base import Backend
 from profiler.device import DeviceConfig
 from profiler.errors import WorkloadError
@@ -43,7 +44,7 @@ class SimulatorBackend(Backend):
             "precision": self.options.precision,
             "hardware_digest": digest,
             "onnx": onnx.__version__,
-            "vidlat": __import__("profiler").__version__,
+            "vidlat": __version__,
         }
 
     def measure(self, workload: Workload) -> Measurement:
