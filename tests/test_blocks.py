@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from search.blocks import BLOCKS, BlockSpec, create_block, parse_block
 from search.blocks.csn import GROUP_WIDTH
@@ -21,6 +23,27 @@ EXAMPLES = ["x3d_k333_e3_se", "x3d_k133_e4_hs", "x3d_k311_e2", "x3d_k533_e3_se_h
 def test_block_strings_round_trip(text: str) -> None:
     spec = parse_block(text)
     assert str(spec) == text
+    assert parse_block(str(spec)) == spec
+
+
+ODD = st.sampled_from([1, 3, 5, 7])
+
+
+@st.composite
+def block_specs(draw: st.DrawFn) -> BlockSpec:
+    family = draw(st.sampled_from(sorted(BLOCKS)))
+    if family == "skip":
+        return BlockSpec(family="skip")
+    if family == "attn":
+        return BlockSpec(family="attn", heads=draw(st.integers(1, 16)), expansion=draw(st.none() | st.integers(1, 8)))
+    kt = 1 if BLOCKS[family].frame_only else draw(ODD)
+    return BlockSpec(family=family, kernel=(kt, draw(ODD), draw(ODD)), expansion=draw(st.integers(1, 8)),
+                     se=draw(st.booleans()), act=draw(st.sampled_from(["silu", "hardswish"])))
+
+
+@settings(max_examples=150, deadline=None)
+@given(block_specs())
+def test_any_valid_spec_round_trips(spec: BlockSpec) -> None:
     assert parse_block(str(spec)) == spec
 
 
