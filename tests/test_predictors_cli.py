@@ -96,3 +96,20 @@ def test_cli_errors_are_one_line(store_path, tmp_path):
     assert code == 2 and "not an exported vidlat model" in out
     code, out = run("predict", "--device", DEVICE, str(plain), "--store", str(store_path), "--predictor", str(tmp_path / "none.skops"))
     assert code == 2
+
+
+def test_block_sampler_draws_new_configs_weighted_by_family():
+    from collections import Counter
+
+    from search.block_sampler import sample_block_configs, variants
+    from search.space import load_space
+
+    space = load_space("tiny")
+    own = {item.workload.key for item in space.workloads()}
+    pool = variants(space)
+    assert pool and not {config.key for config in pool} & own
+    assert 16 in {config.input_shape[1] for config in pool}  # another frame count than the space's 4
+    first = sample_block_configs(space, 12, seed=3)
+    assert [c.key for c in first] == [c.key for c in sample_block_configs(space, 12, seed=3)]
+    heavy = Counter(c.family for c in sample_block_configs(space, 12, family_weights={"attn": 50.0, "x3d": 1.0, "r2p1d": 1.0, "tsm": 1.0}, seed=3))
+    assert heavy["attn"] == max(heavy.values())
