@@ -119,12 +119,16 @@ def split_networks(networks: pd.DataFrame, *, calibration_networks: int = 10, se
     return calib.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def regressor_entries(entries: pd.DataFrame, kind: str, *, seed: int = 0) -> pd.DataFrame:
-    """``entries`` with every measured block's latency replaced by an out-of-fold regressor prediction."""
+def regressor_entries(entries: pd.DataFrame, kind: str, *, extra_blocks: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
+    """``entries`` with every measured block's latency replaced by an out-of-fold regressor prediction
+    (``extra_blocks``: measured blocks outside the space, columns spec and median_ms, used for training only)."""
     blocks = entries[(entries["layer"] != FIXED_LAYER) & entries["median_ms"].notna()].drop_duplicates("key")
     if "spec" not in blocks.columns or blocks["spec"].isna().any():
         raise PredictorError("the regressor row needs the spec of every measured block")
-    predicted = dict(zip(blocks["key"], out_of_fold_ms(kind, list(blocks["spec"]), blocks["median_ms"].to_numpy(), seed=seed)))
+    extra = extra_blocks if extra_blocks is not None else pd.DataFrame(columns=["spec", "median_ms"])
+    predicted = dict(zip(blocks["key"], out_of_fold_ms(kind, list(blocks["spec"]), blocks["median_ms"].to_numpy(),
+                                                       extra_specs=list(extra["spec"]), extra_ms=extra["median_ms"].to_numpy(float),
+                                                       seed=seed)))
     replaced = entries.copy()
     is_block = replaced["layer"] != FIXED_LAYER
     replaced.loc[is_block, "median_ms"] = replaced.loc[is_block, "key"].map(predicted)
@@ -139,9 +143,14 @@ def evaluate_networks(
     space: str = "",
     calibration_networks: int = 10,
     regressor_kind: str | None = "gbm",
+    extra_blocks: pd.DataFrame | None = None,
     seed: int = 0,
 ) -> EvaluationReport:
-    """Fit calibrations on a few networks and score every predictor row on the rest."""
+    """Fit calibrations on a few networks and score every predictor row on the rest.
+
+    ``extra_blocks`` (spec, median_ms of measured blocks outside the space, e.g. from the block
+    sampler) are added to the training folds of the regressor row.
+    """
     calib, test = split_networks(networks, calibration_networks=calibration_networks, seed=seed)
     lut = LUTPredictor(entries, device=device)
     calibration = fit_calibration(lut.predict_archs(list(calib["layers"])), calib["median_ms"], kind="auto")
@@ -157,7 +166,7 @@ def evaluate_networks(
     }
     regressor_calibration = None
     if regressor_kind is not None:
-        reg_lut = LUTPredictor(regressor_entries(entries, regressor_kind, seed=seed), device=device)
+        reg_lut = LUTPredictor(regressor_entries(entries, regressor_kind, extra_blocks=extra_blocks, seed=seed), device=device)
         regressor_calibration = fit_calibration(reg_lut.predict_archs(list(calib["layers"])), calib["median_ms"], kind="auto")
         predictions["regressor_ms"] = regressor_calibration(reg_lut.predict_archs(list(test["layers"])))
         rows[ROWS[3]] = evaluate(predictions["regressor_ms"], measured)

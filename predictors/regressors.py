@@ -136,15 +136,20 @@ def out_of_fold_ms(
     latency_ms: Sequence[float],
     *,
     folds: int = 5,
+    extra_specs: Sequence[Mapping[str, Any] | str] = (),
+    extra_ms: Sequence[float] = (),
     seed: int = 0,
 ) -> np.ndarray:
     """Each workload predicted by a regressor fitted on the other folds (never on itself).
 
     Folds are stratified by op kind so every fold's regressor has seen every kind; a kind with a
-    single workload cannot be held out and is an error.
+    single workload cannot be held out and is an error. ``extra_specs`` / ``extra_ms`` (e.g. sampled
+    block configurations outside the space) join every fold's training set.
     """
     specs = [as_spec(spec) for spec in specs]
     y = np.asarray(latency_ms, dtype=float)
+    extra = [as_spec(spec) for spec in extra_specs]
+    extra_y = np.asarray(extra_ms, dtype=float)
     ops = np.array([str(spec.get("op", "")) for spec in specs])
     kinds, counts = np.unique(ops, return_counts=True)
     if counts.min() < 2:
@@ -153,7 +158,7 @@ def out_of_fold_ms(
     splitter = StratifiedKFold(n_splits=int(min(folds, counts.min())), shuffle=True, random_state=seed)
     predicted = np.empty(len(y))
     for train, test in splitter.split(np.zeros(len(y)), ops):
-        model = LatencyRegressor(kind, seed=seed).fit([specs[i] for i in train], y[train])
+        model = LatencyRegressor(kind, seed=seed).fit([specs[i] for i in train] + extra, np.concatenate([y[train], extra_y]))
         predicted[test] = model.predict([specs[i] for i in test])
     return predicted
 

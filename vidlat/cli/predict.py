@@ -141,9 +141,11 @@ def evaluate(device_name: str, space_name: str, store_path: str | None, calibrat
         device = _device_in_store(device_name, store)
         table = store.table(device)
     entries = measured_entries(space_entries(space), table)
+    blocks = block_rows(table)
+    outside = blocks[~blocks["key"].isin(set(entries["key"]))]
     report = evaluate_networks(entries, network_frame(table, space.name), device=device, space=space.name,
                                calibration_networks=calibration_networks, seed=seed,
-                               regressor_kind=None if regressor == "none" else regressor)
+                               regressor_kind=None if regressor == "none" else regressor, extra_blocks=outside)
     paths = report.save(Path(out) if out else Path("vidlat-evaluate") / f"{device}--{Path(space_name).stem}")
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "files": {k: str(v) for k, v in paths.items()}}, indent=2))
