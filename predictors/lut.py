@@ -79,6 +79,8 @@ class LUTPredictor:
         frame = entries.copy()
         frame["layer"] = pd.to_numeric(frame["layer"], errors="coerce").fillna(FIXED_LAYER).astype(int)
         frame["median_ms"] = pd.to_numeric(frame["median_ms"], errors="coerce")
+        if "status" in frame.columns:  # unsupported / failed / missing rows of an exported table are misses
+            frame.loc[frame["status"].notna() & (frame["status"] != "ok"), "median_ms"] = np.nan
         frame["source"] = np.where(frame["median_ms"].notna(), "lut", "")
         misses = frame["median_ms"].isna()
         if regressor is not None and misses.any() and "spec" in frame.columns:
