@@ -51,9 +51,14 @@ def cache_dir() -> Path:
 
 
 def content_hash(module: nn.Module, input_shape: tuple[int, ...], *, dynamic_batch: bool, opset: int) -> str:
-    """sha256 of the module's structure and weights, the input shape, the export options and torch version."""
+    """sha256 of the module's structure, plain attributes and weights, the input shape, the export options
+    and the torch version."""
     digest = hashlib.sha256()
     digest.update(repr((str(module), tuple(input_shape), dynamic_batch, opset, torch.__version__)).encode())
+    for name, sub in module.named_modules():  # plain attributes the repr may not show (heads, shift fold, ...)
+        fields = sorted((key, value) for key, value in vars(sub).items()
+                        if not key.startswith("_") and isinstance(value, (bool, int, float, str, tuple)))
+        digest.update(repr((name, type(sub).__qualname__, fields)).encode())
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -54,6 +54,17 @@ def test_module_to_onnx_is_cached_by_content() -> None:
     assert module_to_onnx(module, (8, 4, 6, 6)) != first
 
 
+def test_cache_tells_apart_modules_that_differ_only_in_attributes() -> None:
+    outputs = []
+    for block in ("attn_h2", "attn_h4"):  # same weight shapes and values, different heads
+        torch.manual_seed(0)
+        module = create_block(block, in_channels=16, out_channels=16, stride=(1, 1, 1)).eval()
+        data = module_to_onnx(module, (16, 2, 4, 4))
+        assert onnx_max_abs_diff(module, data, (1, 16, 2, 4, 4)) <= 1e-4
+        outputs.append(data)
+    assert outputs[0] != outputs[1]
+
+
 def test_export_arch_writes_a_verified_model(tmp_path) -> None:
     arch = load_space("tiny").sample(11)
     report = export_arch(arch, tmp_path / "m.onnx", metadata={"predicted_latency_ms": 1.25, "device": "ort-cpu-1t"})
