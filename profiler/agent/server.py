@@ -8,7 +8,7 @@
       Content-Length <= max upload? ──no──> 413 (body not read)
                   │ yes
                   v
-      X-Vidlat-Request valid, ONNX passes onnx.checker, inputs match? ──no──> 400
+      X-Vidlat-Request valid (options, policy), ONNX passes onnx.checker, inputs match? ──no──> 400
                   │ yes
                   v
       device lock free within busy_wait_s? ──no──> 503 busy (Retry-After)
@@ -127,10 +127,6 @@ class AgentServer(ThreadingHTTPServer):
 
     def measure(self, request: MeasureRequest, onnx_bytes: bytes) -> tuple[int, dict[str, Any]]:
         """Check and measure one workload; returns the HTTP status and the JSON body."""
-        try:
-            check_model(onnx_bytes, request.inputs)
-        except ValueError as exc:
-            return ERRORS["invalid_model"], error_body("invalid_model", str(exc))
         options = request.options
         unknown = set(options) - {"threads", "precision"}
         if unknown:
@@ -144,6 +140,10 @@ class AgentServer(ThreadingHTTPServer):
             )
         except VidlatError as exc:
             return ERRORS["bad_request"], error_body("bad_request", str(exc))
+        try:
+            check_model(onnx_bytes, request.inputs)
+        except ValueError as exc:
+            return ERRORS["invalid_model"], error_body("invalid_model", str(exc))
         limit = min(request.time_limit_s or self.config.time_limit_s, self.config.time_limit_s)
         workload = Workload(key=request.key, onnx=onnx_bytes, inputs=request.inputs)
         if not self.device_lock.acquire(timeout=self.config.busy_wait_s):
