@@ -152,8 +152,8 @@ class ExportReport:
 
     path: Path
     opset: int
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    input_shape: tuple[int | str, ...]  # ("batch", C, T, H, W)
+    output_shape: tuple[int | str, ...]  # ("batch", classes)
     max_abs_diff: float
     batch_checked: int
     macs: int
@@ -197,7 +197,7 @@ def export_arch(arch: ArchSpec, out_path: str | Path, *, metadata: dict[str, Any
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(data)
     cost = count_cost(module, (1, *arch.input_shape))
-    return ExportReport(path=out_path, opset=opset, input_shape=("batch", *arch.input_shape),  # type: ignore[arg-type]
-                        output_shape=("batch", *cost.output_shape[1:]),  # type: ignore[arg-type]
+    return ExportReport(path=out_path, opset=opset, input_shape=("batch", *arch.input_shape),
+                        output_shape=("batch", *cost.output_shape[1:]),
                         max_abs_diff=diff, batch_checked=batch_check, macs=cost.macs, params=cost.params,
                         size_bytes=len(data), metadata=entries)

@@ -180,6 +180,8 @@ def test_bad_space_files(tmp_path) -> None:
 
 def test_space_and_arch_cli(tmp_path) -> None:
     runner = CliRunner()
+    listed = runner.invoke(cli, ["space", "blocks"])
+    assert listed.exit_code == 0 and all(f"\n{name}" in "\n" + listed.output for name in BLOCKS)
     shown = runner.invoke(cli, ["space", "show", "default"])
     assert shown.exit_code == 0, shown.output
     assert "search-space size" in shown.output and "80 unique block workloads" in shown.output

@@ -34,6 +34,15 @@ def list_spaces() -> None:
         click.echo(f"{name:<10} {len(loaded.layers):>2} layers  {loaded.size():.3g} archs  {loaded.description}")
 
 
+@space.command("blocks")
+def list_blocks() -> None:
+    """The block families, their string forms and what they are."""
+    from search.blocks import BLOCKS
+
+    for family in BLOCKS.values():
+        click.echo(f"{family.usage():<34} {family.summary}")
+
+
 @space.command("show")
 @click.argument("name")
 def show_space(name: str) -> None:
