@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from profiler.errors import VidlatError
 from search.data.clips import ClipSet, ClipSplits
 from search.supernet import MODES, Supernet
+from search.train import channels_last_input, evaluate_accuracy, to_channels_last
 
 LossForm = Literal["fbnet", "target"]
 LOSS_FORMS: tuple[str, ...] = ("fbnet", "target")
@@ -98,6 +99,17 @@ def fbnet_loss(ce: torch.Tensor, latency_ms: torch.Tensor, *, alpha: float = 0.2
     return ce * alpha * torch.log(latency_ms / unit_ms).clamp_min(1e-3) ** beta
 
 
+def fbnet_unit_ms(latency_table: list[list[float]], fixed_ms: float, *, start_units: float = 28.0) -> float:
+    """A latency unit for the FBNet loss so that the uniform starting supernet sits at ``start_units``.
+
+    FBNet's phone networks ran at about 28 ms, where ``log(LAT)`` is 3.3 and a 10% latency cut is
+    worth about 2% of CE (beta 0.6). Video blocks on another device may take 0.2 ms or 200 ms in
+    total; measuring LAT in this unit keeps the same trade-off on every device.
+    """
+    uniform = fixed_ms + sum(sum(row) / len(row) for row in latency_table)
+    return max(uniform, 1e-9) / start_units
+
+
 def target_loss(ce: torch.Tensor, latency_ms: torch.Tensor, *, target_ms: float, weight: float = 2.0) -> torch.Tensor:
     """``CE + weight * max(0, LAT / target - 1)``: free below the budget, linear above it."""
     return ce + weight * F.relu(latency_ms / target_ms - 1.0)
@@ -127,20 +139,6 @@ def split_for_arch(train: ClipSet, fraction: float, seed: int) -> tuple[ClipSet,
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     cut = len(train) - max(1, int(round(fraction * len(train))))
     return train.subset(order[:cut]), train.subset(order[cut:])
-
-
-def evaluate_accuracy(model: nn.Module, clips: ClipSet, *, batch_size: int = 128, **forward: Any) -> float:
-    """Top-1 accuracy of ``model`` (eval mode) on ``clips``; ``forward`` kwargs go to the model."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in clips.batches(batch_size):
-            out = model(x, **forward)
-            logits = out[0] if isinstance(out, tuple) else out
-            correct += int((logits.argmax(dim=1) == y).sum())
-    model.train(was_training)
-    return correct / max(1, len(clips))
 
 
 def _distributed() -> tuple[int, int]:
@@ -188,6 +186,7 @@ def run_search(
         history = json.loads(state["history"])
         start_epoch = int(state["epoch"]) + 1
         torch.set_rng_state(state["rng"])
+    to_channels_last(supernet)
     model: nn.Module = supernet
     if world > 1:
         model = nn.parallel.DistributedDataParallel(supernet, find_unused_parameters=True)
@@ -216,6 +215,76 @@ def run_search(
         seconds=history[-1]["seconds"] if history else 0.0,
         resumed_from=start_epoch,
     )
+
+
+class MissingLatencyError(VidlatError):
+    """The device's lookup table lacks some (layer, candidate) of the space."""
+
+
+def device_latency_table(space: Any, *, device: str, store: Any = None, lut_file: str | Path | None = None) -> tuple[list[list[float]], float]:
+    """(latency_table, fixed_ms) of ``space`` on ``device`` from the store or a ``vidlat lut export`` file.
+
+    ``latency_table[l][i]`` is the median ms of candidate i of layer l; ``fixed_ms`` is stem + head.
+    A missing measurement is a ``MissingLatencyError`` telling the user to profile first.
+    """
+    from predictors import LUTMissError, LUTPredictor
+    from predictors.lut import space_entries
+
+    try:
+        if lut_file is not None:
+            predictor = LUTPredictor.from_file(lut_file, device=device)
+        else:
+            predictor = LUTPredictor.from_store(store, device, space_entries(space))
+        table = predictor.layer_latencies(space.layers)
+        fixed = predictor.fixed_ms
+    except LUTMissError as exc:
+        raise MissingLatencyError(
+            f"device '{device}' has no measured latency for {len(exc.keys)} workload(s) of space '{space.name}' "
+            f"(e.g. {exc.keys[0]}); run `vidlat profile --device {device} --space {space.name}` first"
+        ) from exc
+    return [[float(v) for v in row] for row in table], float(fixed)
+
+
+def write_report(result: SearchResult, out_dir: str | Path, *, candidates: list[list[str]], title: str) -> dict[str, Path]:
+    """Probability heatmaps (one panel per layer, candidates x epochs) and the expected-latency curve as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out_dir = Path(out_dir)
+    history = result.history
+    epochs = [row["epoch"] for row in history]
+    layers = len(candidates)
+    cols = min(5, layers)
+    rows = -(-layers // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= layers:
+            ax.axis("off")
+            continue
+        probs = np.array([row["probabilities"][index] for row in history]).T  # candidates x epochs
+        ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_yticks(range(len(candidates[index])), candidates[index], fontsize=5)
+        ax.set_xticks(range(len(epochs)), [str(e) for e in epochs], fontsize=5)
+        ax.set_title(f"layer {index}: {result.derived[index]}", fontsize=7)
+    fig.suptitle(f"{title}: candidate probability per epoch")
+    fig.tight_layout()
+    paths = {"heatmap": out_dir / "probabilities.png", "latency": out_dir / "latency.png"}
+    fig.savefig(paths["heatmap"], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot(epochs, [row["expected_ms"] for row in history], marker="o", label="expected (softmax . table)")
+    ax.plot(epochs, [row["derived_ms"] for row in history], marker="s", label="derived arch (argmax)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths["latency"], dpi=110)
+    plt.close(fig)
+    return paths
 
 
 def _progress(total: int, done: int, *, enabled: bool):
@@ -247,7 +316,7 @@ def _train_epoch(
     model.train()
     totals = {"loss": 0.0, "ce": 0.0, "correct": 0, "seen": 0, "arch_loss": 0.0, "arch_steps": 0}
     for step, (x, y) in enumerate(weight_batches):
-        x, y = x[rank::world], y[rank::world]
+        x, y = channels_last_input(x[rank::world]), y[rank::world]
         logits, _ = model(x, temperature=tau, mode=config.mode)
         ce = F.cross_entropy(logits, y)
         weight_opt.zero_grad(set_to_none=True)
@@ -259,7 +328,7 @@ def _train_epoch(
         totals["seen"] += len(y)
         if search_arch:
             ax, ay = arch_batches[step % len(arch_batches)]
-            ax, ay = ax[rank::world], ay[rank::world]
+            ax, ay = channels_last_input(ax[rank::world]), ay[rank::world]
             arch_logits, latency = model(ax, temperature=tau, mode=config.mode)
             loss = arch_loss(F.cross_entropy(arch_logits, ay), latency, config)
             weight_opt.zero_grad(set_to_none=True)
@@ -307,14 +376,17 @@ __all__ = [
     "CHECKPOINT",
     "LOG",
     "LOSS_FORMS",
+    "MissingLatencyError",
     "SearchConfig",
     "SearchConfigError",
     "SearchResult",
     "arch_loss",
-    "evaluate_accuracy",
+    "device_latency_table",
     "fbnet_loss",
+    "fbnet_unit_ms",
     "run_search",
     "split_for_arch",
     "target_loss",
     "temperature_at",
+    "write_report",
 ]

@@ -110,3 +110,10 @@ def test_video_folder_reads_clips_and_skips_broken_files(tmp_path: Path):
     total = len(splits.train) + len(splits.val) + len(splits.test)
     assert total == 10 and splits.train.clip_shape == (3, 4, 16, 16)
     assert set(splits.test.labels.tolist()) == {0, 1} and set(splits.val.labels.tolist()) == {0, 1}
+
+
+def test_fewer_classes_keep_whole_pairs():
+    splits = make_moving_digits(MovingDigitsConfig(n_train=12, n_val=4, n_test=4, num_classes=4, channels=1, size=16))
+    assert splits.classes == list(CLASSES[:4]) and set(splits.train.labels.tolist()) == {0, 1, 2, 3}
+    with pytest.raises(DataError, match="even"):
+        MovingDigitsConfig(num_classes=3)

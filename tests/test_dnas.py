@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from search import dnas
-from search.data import MovingDigitsConfig, make_moving_digits
+from search.data import ClipSet, MovingDigitsConfig, make_moving_digits
 from search.dnas import (
     CHECKPOINT,
     LOG,
     SearchConfig,
     SearchConfigError,
     fbnet_loss,
+    fbnet_unit_ms,
     run_search,
     split_for_arch,
     target_loss,
@@ -62,8 +63,8 @@ def test_bad_settings_are_clear_errors():
 
 
 def test_weight_and_arch_splits_are_disjoint_80_20():
-    train = make_moving_digits(MovingDigitsConfig(n_train=50, n_val=2, n_test=2, channels=1, frames=4, size=16)).train
-    train.clips = torch.arange(50).view(50, 1, 1, 1, 1).expand(50, 1, 4, 16, 16).to(torch.uint8).clone()
+    clips = torch.arange(50).view(50, 1, 1, 1, 1).expand(50, 1, 2, 4, 4).to(torch.uint8).clone()
+    train = ClipSet(clips=clips, labels=torch.zeros(50, dtype=torch.int64))
     weights, arch = split_for_arch(train, 0.2, seed=0)
     assert (len(weights), len(arch)) == (40, 10)
     ids = lambda part: set(part.clips[:, 0, 0, 0, 0].tolist())  # noqa: E731
@@ -71,10 +72,9 @@ def test_weight_and_arch_splits_are_disjoint_80_20():
 
 
 def test_tiny_search_moves_logits_checkpoints_and_resumes(tmp_path, monkeypatch):
-    data = make_moving_digits(MovingDigitsConfig(n_train=40, n_val=12, n_test=4, channels=1, frames=4, size=16))
-    data.classes = data.classes[:4]
-    for part in (data.train, data.val):
-        part.labels = part.labels % 4
+    data = make_moving_digits(
+        MovingDigitsConfig(n_train=40, n_val=12, n_test=4, num_classes=4, channels=1, frames=4, size=16)
+    )
     config = SearchConfig(epochs=2, warmup_epochs=1, batch_size=8, mode="hard", loss="target", target_ms=2.0,
                           latency_weight=5.0, arch_lr=0.2)
     net = tiny_supernet()
@@ -101,3 +101,81 @@ def test_tiny_search_moves_logits_checkpoints_and_resumes(tmp_path, monkeypatch)
     assert len(log["history"]) == 2 and log["config"]["loss"] == "target"
     with pytest.raises(SearchConfigError, match="other settings"):
         run_search(tiny_supernet(), data, SearchConfig(**{**config.__dict__, "arch_lr": 0.1}), out_dir=tmp_path, progress=False)
+
+
+def test_fbnet_unit_puts_the_uniform_supernet_at_28_units():
+    table = [[1.0, 3.0], [0.5, 0.5, 2.0]]
+    unit = fbnet_unit_ms(table, 1.0)
+    assert (1.0 + 2.0 + 1.0) / unit == pytest.approx(28.0)
+    assert fbnet_unit_ms([[v * 100 for v in row] for row in table], 100.0) == pytest.approx(100 * unit)
+
+
+def _tiny_lut(path):
+    """A lookup-table file for the tiny space with made-up latencies (ms ~ MFLOPs)."""
+    from predictors.lut import space_entries
+    from search.space import load_space
+
+    entries = space_entries(load_space("tiny"))
+    entries["median_ms"] = [0.05 + float(spec.get("flops", 0)) / 2e7 for spec in entries["spec"]]
+    entries.drop(columns=["spec"]).to_csv(path, index=False)
+    return path
+
+
+SMALL_RUN = ["--space", "tiny", "--epochs", "2", "--warmup", "1", "--train-clips", "64", "--frames", "4", "--size", "16",
+             "--batch-size", "16"]
+
+
+@pytest.mark.slow
+def test_cli_search_then_train_on_the_tiny_space(tmp_path):
+    from click.testing import CliRunner
+
+    from search.arch import load_arch
+    from vidlat.cli import cli
+
+    lut = _tiny_lut(tmp_path / "lut.csv")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    for name in ("arch.yaml", "report.json", "probabilities.png", "latency.png", "search_log.json", "checkpoint.pt"):
+        assert (tmp_path / "s" / name).is_file(), name
+    arch = load_arch(tmp_path / "s" / "arch.yaml")
+    report = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert arch.space == "tiny" and report["layers"] == arch.layers and report["predicted_ms"] > 0
+    again = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "s")])
+    assert again.exit_code == 0 and json.loads((tmp_path / "s" / "report.json").read_text())["resumed_from_epoch"] == 2
+    trained = runner.invoke(cli, ["train", str(tmp_path / "s" / "arch.yaml"), "--epochs", "1", "--train-clips", "32",
+                                  "--test-clips", "20", "--frames", "4", "--size", "16", "--out", str(tmp_path / "t")])
+    assert trained.exit_code == 0, trained.output
+    assert "test accuracy" in trained.output and (tmp_path / "t" / "weights.pt").is_file()
+    from search.train import load_weights
+
+    model = load_weights(load_arch(tmp_path / "t" / "arch.yaml"), tmp_path / "t" / "weights.pt")
+    assert model(torch.rand(2, 3, 4, 16, 16)).shape == (2, 4)
+
+
+def test_cli_search_without_measurements_says_to_profile_first(tmp_path):
+    from click.testing import CliRunner
+
+    from profiler.store import LatencyStore
+    from vidlat.cli import cli
+
+    LatencyStore(tmp_path / "empty.sqlite").close()
+    result = CliRunner().invoke(cli, ["search", "--device", "ort-cpu-1t", "--space", "tiny", "--store", str(tmp_path / "empty.sqlite")])
+    assert result.exit_code == 2
+    assert "vidlat profile --device ort-cpu-1t --space tiny" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_search_under_torchrun_with_two_gloo_processes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lut = _tiny_lut(tmp_path / "lut.csv")
+    vidlat = Path(sys.executable).parent / "vidlat"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(vidlat),
+               "search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    log = json.loads((tmp_path / "ddp" / "search_log.json").read_text())
+    assert len(log["history"]) == 2 and (tmp_path / "ddp" / "arch.yaml").is_file()

@@ -28,11 +28,12 @@ def load_data(
     n_train: int = 3000,
     n_val: int = 600,
     n_test: int = 1000,
+    num_classes: int = 10,
 ) -> ClipSplits:
     """``moving-digits`` (generated, sizes from ``n_*``) or a folder of class sub-folders of clips."""
     if data == "moving-digits":
         config = MovingDigitsConfig(
-            n_train=n_train, n_val=n_val, n_test=n_test, channels=channels, frames=frames, size=size, seed=seed
+            n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels, frames=frames, size=size, seed=seed
         )
         return make_moving_digits(config)
     if Path(data).is_dir():

@@ -12,7 +12,7 @@ same set of frames for both classes of a pair, so it cannot beat 50% on the pair
 the whole set is 50%), while a model that reads order can reach 100%.
 
 Train, val and test draw from disjoint sprites (the 1797 digits are split once, by ``seed``) and
-everything (sprites, motions, nuisance) is fixed by the seed.
+everything (sprites, motions, nuisance) is fixed by the seed; ``num_classes`` keeps the first pairs.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class MovingDigitsConfig:
     n_train: int = 3000
     n_val: int = 600
     n_test: int = 1000
+    num_classes: int = 10
     channels: int = 3
     frames: int = 8
     size: int = 32
@@ -55,6 +56,8 @@ class MovingDigitsConfig:
     def __post_init__(self) -> None:
         from search.data.clips import DataError
 
+        if self.num_classes not in range(2, len(CLASSES) + 1, 2):
+            raise DataError(f"moving-digits: num_classes must be an even number from 2 to {len(CLASSES)} (whole pairs), got {self.num_classes}")
         if self.channels not in (1, 3):
             raise DataError(f"moving-digits: channels must be 1 or 3, got {self.channels}")
         if self.frames < 2:
@@ -81,7 +84,7 @@ def make_moving_digits(config: MovingDigitsConfig = MovingDigitsConfig()) -> Cli
     for offset, (count, pool) in enumerate(zip((config.n_train, config.n_val, config.n_test), pools)):
         rng = np.random.default_rng([config.seed, offset])
         sets.append(_render_set(count, pool, rng, config))
-    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=list(CLASSES))
+    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=list(CLASSES[: config.num_classes]))
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,7 +96,7 @@ def _sprites() -> np.ndarray:
 
 
 def _render_set(count: int, pool: np.ndarray, rng: np.random.Generator, config: MovingDigitsConfig) -> ClipSet:
-    labels = np.arange(count) % len(CLASSES)
+    labels = np.arange(count) % config.num_classes
     rng.shuffle(labels)
     sprite_ids = rng.choice(pool, size=count, replace=True)
     params = _trajectories(labels // 2, rng, config)  # each (count, T): the forward motion of the pair

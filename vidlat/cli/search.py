@@ -1,0 +1,132 @@
+"""``vidlat search``: FBNet-style DNAS with a device's measured latency as the cost.
+
+::
+
+    store (device, space) --LUTPredictor--> latency table per (layer, candidate), fixed ms
+    --data (moving-digits | folder) ------> clips at the proxy shape (C x frames x size x size)
+        --> supernet --run_search (checkpoint per epoch, resumable)-->
+    OUT/arch.yaml (argmax per layer), search_log.json, report.json, probabilities.png, latency.png
+
+Started under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on gloo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from profiler.catalog import resolve_device
+from profiler.errors import StoreError
+from profiler.store import LatencyStore, default_store_path
+
+
+def _device_name(device: str, store_path: Path) -> str:
+    with LatencyStore(store_path) as store:
+        if device in store.devices():
+            return device
+    return resolve_device(device).name
+
+
+@click.command("search")
+@click.option("--device", required=True, help="device whose lookup table is the cost (shipped name, stored name or .yaml)")
+@click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
+@click.option("--data", default="moving-digits", show_default=True, help="'moving-digits' or a folder of class sub-folders of .mp4/.avi clips")
+@click.option("--target-ms", type=float, default=None, help="latency budget in ms: target loss instead of FBNet's CE*alpha*log(LAT)^beta")
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="weight-only epochs first")
+@click.option("--mode", type=click.Choice(["hard", "soft"]), default="hard", show_default=True,
+              help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run")
+@click.option("--alpha", type=float, default=0.2, show_default=True, help="FBNet loss alpha")
+@click.option("--beta", type=float, default=0.6, show_default=True, help="FBNet loss beta")
+@click.option("--unit-ms", type=float, default=None,
+              help="FBNet loss: LAT is measured in this unit [default: uniform supernet latency / 28, FBNet's phone regime]")
+@click.option("--latency-weight", type=float, default=2.0, show_default=True, help="target loss: weight of the relative excess")
+@click.option("--temperature", type=float, default=5.0, show_default=True, help="initial Gumbel-softmax temperature")
+@click.option("--temperature-decay", type=float, default=0.045, show_default=True, help="tau = tau0 * exp(-decay * epoch)")
+@click.option("--arch-lr", type=float, default=0.05, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--train-clips", type=click.IntRange(10), default=1500, show_default=True, help="moving-digits training clips")
+@click.option("--frames", type=click.IntRange(2), default=8, show_default=True, help="proxy clip length")
+@click.option("--size", type=click.IntRange(16), default=32, show_default=True, help="proxy clip height and width")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch intra-op threads (per process)")
+@click.option("--lut", "lut_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="a `vidlat lut export` file instead of the store")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/search-<device>-<space>]")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
+def search(device: str, space_name: str, data: str, target_ms: float | None, epochs: int, warmup: int, mode: str,
+           alpha: float, beta: float, unit_ms: float | None, latency_weight: float, temperature: float, temperature_decay: float,
+           arch_lr: float, batch_size: int, train_clips: int, frames: int, size: int, seed: int, threads: int,
+           lut_file: str | None, out_dir: str | None, store_path: str | None) -> None:
+    """Search a device-specific architecture; resumes from OUT/checkpoint.pt if one is there."""
+    import torch
+    import torch.distributed as dist
+
+    from search.data import load_data
+    from search.dnas import SearchConfig, device_latency_table, fbnet_unit_ms, run_search, write_report
+    from search.space import load_space
+    from search.supernet import create_supernet, derived_arch
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    rank = dist.get_rank() if distributed else 0
+    space = load_space(space_name)
+    if lut_file is not None:
+        device_name = resolve_device(device).name if device.endswith((".yaml", ".yml")) else device
+        table, fixed_ms = device_latency_table(space, device=device_name, lut_file=lut_file)
+    else:
+        path = Path(store_path) if store_path else default_store_path()
+        if not path.is_file():
+            raise StoreError(f"{path}: no latency store here; run `vidlat profile --device {device} --space {space.name}` first or pass --store")
+        device_name = _device_name(device, path)
+        with LatencyStore(path) as store:
+            table, fixed_ms = device_latency_table(space, device=device_name, store=store)
+    out = Path(out_dir) if out_dir else Path("runs") / f"search-{device_name}-{space.name}"
+    classes = space.num_classes if space.num_classes in range(2, 11, 2) else 10
+    clips = load_data(data, channels=space.input_shape[0], frames=frames, size=size, seed=seed,
+                      n_train=train_clips, n_val=max(100, train_clips // 5), n_test=10, num_classes=classes)
+    config = SearchConfig(
+        epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode,
+        loss="fbnet" if target_ms is None else "target", alpha=alpha, beta=beta, target_ms=target_ms,
+        unit_ms=unit_ms or fbnet_unit_ms(table, fixed_ms),
+        latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
+        arch_lr=arch_lr, seed=seed,
+    )
+    torch.manual_seed(seed)
+    supernet = create_supernet(space, latency_table=table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
+    if rank == 0:
+        click.echo(f"search on {device_name}, space {space.name} ({len(space.layers)} layers, {space.size():.2e} archs), "
+                   f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode -> {out}")
+    result = run_search(supernet, clips, config, out_dir=out, progress=rank == 0)
+    if distributed:
+        dist.barrier()
+    if rank != 0:
+        dist.destroy_process_group()
+        return
+    notes = {"device": device_name, "predicted_ms": round(result.derived_ms, 4), "search": str(out)}
+    arch = derived_arch(space, supernet, name=f"dnas-{device_name}-{space.name}", notes=notes)
+    arch.save(out / "arch.yaml")
+    plots = write_report(result, out, candidates=[slot.candidates for slot in space.layers],
+                         title=f"{device_name} / {space.name}")
+    last = result.history[-1]
+    report = {
+        "device": device_name, "space": space.name, "data": data, "loss": config.loss, "mode": mode,
+        "target_ms": target_ms, "predicted_ms": result.derived_ms, "expected_ms": result.expected_ms,
+        "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"], "search_seconds": result.seconds,
+        "epochs": len(result.history), "resumed_from_epoch": result.resumed_from, "layers": arch.layers,
+        "files": {"arch": str(out / "arch.yaml"), "log": str(out / "search_log.json"),
+                  **{name: str(p) for name, p in plots.items()}},
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    click.echo(f"derived arch: {' | '.join(arch.layers)}")
+    click.echo(f"predicted latency on {device_name}: {result.derived_ms:.3f} ms (expected {result.expected_ms:.3f} ms), "
+               f"supernet val acc {last['val_acc']:.3f}, search {result.seconds:.0f} s")
+    click.echo(f"wrote {out / 'arch.yaml'}, {out / 'report.json'}, {plots['heatmap']}, {plots['latency']}, {out / 'search_log.json'}")
+    if distributed:
+        dist.destroy_process_group()
