@@ -27,6 +27,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.space", "space"),
     ("vidlat.cli.space", "arch"),
     ("vidlat.cli.space", "export"),
+    ("vidlat.cli.search", "search"),
+    ("vidlat.cli.train", "train"),
 ]
 
 
