@@ -116,7 +116,8 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
     click.echo(f"calibration: {c.kind} (x{c.scale:.4f} {c.offset_ms:+.3f} ms) on {c.networks} measured networks")
     misses = int((fitted.entries["median_ms"].isna()).sum())
     if misses:
-        click.echo(f"note: {misses} table entries unmeasured and without a regressor; measure them with `vidlat profile`")
+        how = f"predicted by the {fitted.regressor.kind} regressor" if fitted.regressor else "misses (no regressor: too few blocks)"
+        click.echo(f"note: {misses} table entries are not measured: {how}; measure them with `vidlat profile`")
     click.echo(f"saved {path}")
 
 
@@ -183,15 +184,9 @@ def _check_fits(arch: Any, space: Any) -> list[str]:
     return expected.layers
 
 
-@click.command("predict")
-@_device
-@click.argument("arch_path", metavar="ARCH.yaml|MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
-@click.option("--space", "space_name", help="search space [default: the one the arch names]")
-@_store
-@click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False), help="fitted predictor file [default: the one `vidlat fit` saved]")
-@click.option("--json", "as_json", is_flag=True, help="print per-block and total latency as JSON (total under total_ms)")
-def predict(device_name: str, arch_path: str, space_name: str | None, store_path: str | None, predictor_file: str | None, as_json: bool) -> None:
-    """Predicted latency of an arch or an exported vidlat ONNX model on a device, per block and total."""
+def predict_arch(device_name: str, arch_path: str, *, space_name: str | None = None, store_path: str | None = None,
+                 predictor_file: str | None = None) -> dict[str, Any]:
+    """Per-block and total predicted latency of an arch file or exported model (the fitted predictor, else the table)."""
     from search.space import load_space
 
     arch = read_arch(arch_path)
@@ -206,8 +201,20 @@ def predict(device_name: str, arch_path: str, space_name: str | None, store_path
         else:
             predictor = NetworkPredictor(LUTPredictor.from_store(store, device, space_entries(space)))
             source = "lookup table only (no calibration: run `vidlat fit` for calibrated totals)"
-    result = {"device": device, "space": space.name, "arch": arch.name or Path(arch_path).stem, "predictor": source,
-              **predictor.breakdown(layers)}
+    return {"device": device, "space": space.name, "arch": arch.name or Path(arch_path).stem, "predictor": source,
+            "layers": layers, **predictor.breakdown(layers)}
+
+
+@click.command("predict")
+@_device
+@click.argument("arch_path", metavar="ARCH.yaml|MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
+@click.option("--space", "space_name", help="search space [default: the one the arch names]")
+@_store
+@click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False), help="fitted predictor file [default: the one `vidlat fit` saved]")
+@click.option("--json", "as_json", is_flag=True, help="print per-block and total latency as JSON (total under total_ms)")
+def predict(device_name: str, arch_path: str, space_name: str | None, store_path: str | None, predictor_file: str | None, as_json: bool) -> None:
+    """Predicted latency of an arch or an exported vidlat ONNX model on a device, per block and total."""
+    result = predict_arch(device_name, arch_path, space_name=space_name, store_path=store_path, predictor_file=predictor_file)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
