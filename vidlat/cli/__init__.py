@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.space", "export"),
     ("vidlat.cli.search", "search"),
     ("vidlat.cli.train", "train"),
+    ("vidlat.cli.run", "run"),
 ]
 
 
