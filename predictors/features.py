@@ -8,6 +8,7 @@
       ├─ raw numbers ───────────── c_in, c_out, t, h, w, kernel, stride, expansion, se, heads
       ├─ derived ───────────────── output T*H*W, hidden width, arithmetic intensity (flops / bytes)
       ├─ log1p of the big ones ─── flops, params, bytes, input / output / hidden elements
+      ├─ raw work terms ────────── GFLOPs, MB moved, hidden elements (millions)
       └─ one-hot ───────────────── op kind and activation, over the kinds seen when fitting
                                            │
                                            v
@@ -34,7 +35,10 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "c_in", "c_out", "t", "h", "w", "kt", "kh", "kw", "stride_t", "stride_s", "expansion", "se", "heads",
     "out_thw", "hidden", "intensity",
     "log_flops", "log_params", "log_bytes", "log_in_elems", "log_out_elems", "log_hidden_elems",
+    "gflops", "mbytes", "m_hidden_elems",
 )
+# the raw work terms of the additive (roofline-like) model: latency ~ a*gflops + b*mbytes + c*m_hidden_elems + d, per op
+WORK_FEATURES: tuple[str, ...] = ("gflops", "mbytes", "m_hidden_elems")
 
 
 def as_spec(value: Any) -> dict[str, Any]:
@@ -69,6 +73,7 @@ def numeric_features(spec: Mapping[str, Any]) -> list[float]:
         float(out_thw), hidden, flops / nbytes if nbytes else 0.0,
         math.log1p(flops), math.log1p(params), math.log1p(nbytes),
         math.log1p(c_in * t * h * w), math.log1p(c_out * out_thw), math.log1p(hidden * t * h * w),
+        flops / 1e9, nbytes / 1e6, hidden * t * h * w / 1e6,
     ]
 
 

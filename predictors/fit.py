@@ -22,7 +22,7 @@ import pandas as pd
 from predictors.errors import PredictorError
 from predictors.evaluation import split_networks
 from predictors.features import as_spec
-from predictors.lut import LUTPredictor, measured_entries
+from predictors.lut import ContendedPolicy, LUTPredictor, latency_ms, measured_entries
 from predictors.network import Calibration, fit_calibration, network_frame
 from predictors.persist import FittedPredictor
 from predictors.regressors import REGRESSORS, select_regressor
@@ -30,11 +30,12 @@ from predictors.regressors import REGRESSORS, select_regressor
 NOT_BLOCKS = frozenset({"network", "onnx"})
 
 
-def block_rows(table: pd.DataFrame) -> pd.DataFrame:
+def block_rows(table: pd.DataFrame, *, contended: ContendedPolicy = "cpu") -> pd.DataFrame:
     """Measured (ok) workloads of a store table that are blocks, stems or heads: key, spec, median_ms."""
     if table.empty:
         return pd.DataFrame(columns=["key", "spec", "median_ms"])
-    ok = table[(table["status"] == "ok") & table["median_ms"].notna()]
+    ok = table.assign(median_ms=latency_ms(table, contended))
+    ok = ok[ok["median_ms"].notna()]
     ops = ok["spec"].map(lambda spec: as_spec(spec).get("op"))
     return ok[~ops.isin(NOT_BLOCKS)][["key", "spec", "median_ms"]].reset_index(drop=True)
 
@@ -48,6 +49,7 @@ def fit_predictor(
     fingerprint: dict[str, str],
     calibration_networks: int = 10,
     kinds: Sequence[str] = tuple(REGRESSORS),
+    contended: ContendedPolicy = "cpu",
     seed: int = 0,
 ) -> FittedPredictor:
     """Regressor on every measured block, lookup table of the space, calibration on a few networks.
@@ -56,13 +58,13 @@ def fit_predictor(
     rows (``space_entries``). With fewer than 10 measured blocks there is no regressor; with no
     measured networks the calibration is the identity.
     """
-    blocks = block_rows(table)
+    blocks = block_rows(table, contended=contended)
     if blocks.empty:
         raise PredictorError(f"no measured blocks for device '{device}'; run `vidlat profile --device {device} --space {space}`")
     selection = select_regressor(list(blocks["spec"]), blocks["median_ms"], kinds=kinds, seed=seed) if len(blocks) >= 10 else None
-    lut_entries = measured_entries(entries, table)
+    lut_entries = measured_entries(entries, table, contended=contended)
     lut = LUTPredictor(lut_entries, regressor=selection.best if selection else None, device=device)
-    networks = network_frame(table, space)
+    networks = network_frame(table, space, contended=contended)
     count = min(calibration_networks, max(len(networks) - 3, 0))
     calibration = Calibration()
     calibration_keys: list[str] = []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,12 +57,35 @@ def space_entries(space: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["layer", "block", "key", "spec"])
 
 
-def measured_entries(entries: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """``entries`` with ``median_ms`` (and ``status``) joined from a store table on ``key``."""
-    keep = [column for column in ("key", "median_ms", "status") if column in table.columns]
-    measured = table[keep].drop_duplicates("key", keep="last")
-    if "status" in measured.columns:
-        measured = measured.assign(median_ms=measured["median_ms"].where(measured["status"] == "ok"))
+ContendedPolicy = Literal["cpu", "wall", "drop"]
+
+
+def latency_ms(table: pd.DataFrame, contended: ContendedPolicy = "cpu") -> pd.Series:
+    """The latency to learn from, per row of a store table (NaN unless status is ok).
+
+    A row flagged ``contended`` (wall time far above the thread's CPU time even after the sweep's
+    re-measures: another process had the core) keeps its wall median with ``"wall"``, is dropped
+    (NaN) with ``"drop"``, or takes its CPU time with ``"cpu"``: on a one-thread CPU runtime the
+    CPU time of an uncontended run equals its wall time, so it is the better estimate there.
+    """
+    ms = pd.to_numeric(table["median_ms"], errors="coerce")
+    if "status" in table.columns:
+        ms = ms.where(table["status"] == "ok")
+    if contended != "wall" and "contended" in table.columns:
+        flagged = table["contended"].fillna(False).astype(bool)
+        if contended == "drop":
+            ms = ms.where(~flagged)
+        elif "cpu_ms" in table.columns:
+            cpu = pd.to_numeric(table["cpu_ms"], errors="coerce")
+            ms = ms.where(~flagged | cpu.isna(), cpu)
+    return ms
+
+
+def measured_entries(entries: pd.DataFrame, table: pd.DataFrame, *, contended: ContendedPolicy = "cpu") -> pd.DataFrame:
+    """``entries`` with ``median_ms`` (and ``status``) joined from a store table on ``key``
+    (contended rows handled by ``contended``, see ``latency_ms``)."""
+    keep = [column for column in ("key", "status") if column in table.columns]
+    measured = table[keep].assign(median_ms=latency_ms(table, contended)).drop_duplicates("key", keep="last")
     base = entries.drop(columns=[c for c in ("median_ms", "status") if c in entries.columns])
     return base.merge(measured, on="key", how="left")
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from predictors.errors import PredictorError
 from predictors.features import as_spec
-from predictors.lut import LUTPredictor
+from predictors.lut import ContendedPolicy, LUTPredictor, latency_ms
 
 CalibrationKind = Literal["none", "scale", "affine", "auto"]
 MAX_CALIBRATION_NETWORKS = 10
@@ -89,17 +89,18 @@ def fit_calibration(block_sum_ms: Sequence[float], measured_ms: Sequence[float],
     return Calibration(kind, scale, offset, len(x))
 
 
-def network_frame(table: pd.DataFrame, space: str | None = None) -> pd.DataFrame:
+def network_frame(table: pd.DataFrame, space: str | None = None, *, contended: ContendedPolicy = "cpu") -> pd.DataFrame:
     """Measured whole networks from a store table: key, layers, flops, median_ms (ok rows only).
 
-    Network workloads have spec op "network" and carry the arch as a dict with ``layers``.
+    Network workloads have spec op "network" and carry the arch as a dict with ``layers``;
+    contended rows are handled as ``predictors.lut.latency_ms`` says.
     """
     if table.empty or "spec" not in table.columns:
         return pd.DataFrame(columns=["key", "layers", "flops", "median_ms"])
     rows = []
-    for key, spec, status, median in zip(table["key"], table["spec"], table.get("status", "ok"), table["median_ms"]):
+    for key, spec, median in zip(table["key"], table["spec"], latency_ms(table, contended)):
         spec = as_spec(spec)
-        if spec.get("op") != "network" or status != "ok" or not median or not np.isfinite(median):
+        if spec.get("op") != "network" or not median or not np.isfinite(median):
             continue
         if space is not None and spec.get("space") != space:
             continue

@@ -4,6 +4,12 @@
 
     specs ──FeatureSet──> X ──estimator (gbm | rf | linear)──> log ms ──exp──> ms
     latency ms ──log──> y ──┘
+    specs ──FeatureSet──> per-op [GFLOPs, MB, hidden elems, 1] ──non-negative least squares
+                          on relative error (additive)──> ms
+
+"additive" is the roofline-like model: each op kind costs a x compute + b x traffic + c x
+activations + a fixed overhead, all non-negative, fitted so every block's relative error counts
+alike; it extrapolates to other widths and resolutions where trees cannot.
 
 ``REGRESSORS`` maps a name to a builder of a fresh estimator; a new model family is one builder.
 ``select_regressor`` fits every family on a training split, scores each on a validation split
@@ -20,13 +26,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import RidgeCV
+from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from predictors.errors import PredictorError
-from predictors.features import FeatureSet, as_spec
+from predictors.features import WORK_FEATURES, FeatureSet, as_spec
 from predictors.metrics import evaluate
 
 Estimator = Any
@@ -47,7 +53,22 @@ def _linear(seed: int) -> Estimator:
     return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-4, 2, 13)))
 
 
-REGRESSORS: dict[str, Callable[[int], Estimator]] = {"gbm": _gbm, "rf": _rf, "linear": _linear}
+def _additive(seed: int) -> Estimator:
+    del seed  # deterministic
+    return LinearRegression(positive=True, fit_intercept=False)
+
+
+REGRESSORS: dict[str, Callable[[int], Estimator]] = {"gbm": _gbm, "rf": _rf, "linear": _linear, "additive": _additive}
+LOG_TARGET: frozenset[str] = frozenset({"gbm", "rf", "linear"})
+
+
+def additive_design(features: FeatureSet, matrix: np.ndarray) -> np.ndarray:
+    """Per op kind: its one-hot times [work terms..., 1] (columns grouped by op kind)."""
+    names = features.names
+    work = matrix[:, [names.index(name) for name in WORK_FEATURES]]
+    terms = np.hstack([work, np.ones((len(matrix), 1))])
+    onehot = matrix[:, [names.index(f"op={op}") for op in features.op_kinds]]
+    return (onehot[:, :, None] * terms[:, None, :]).reshape(len(matrix), -1)
 
 
 class LatencyRegressor:
@@ -71,7 +92,12 @@ class LatencyRegressor:
         if np.any(~np.isfinite(y)) or np.any(y <= 0):
             raise PredictorError("latencies to fit on must be finite and > 0 ms")
         self.features = FeatureSet.from_specs(specs)
-        self.estimator = REGRESSORS[self.kind](self.seed).fit(self.features.transform(specs), np.log(y))
+        matrix = self.features.transform(specs)
+        estimator = REGRESSORS[self.kind](self.seed)
+        if self.kind in LOG_TARGET:
+            self.estimator = estimator.fit(matrix, np.log(y))
+        else:
+            self.estimator = estimator.fit(additive_design(self.features, matrix), y, sample_weight=1.0 / y**2)
         return self
 
     def predict(self, specs: Sequence[Mapping[str, Any] | str]) -> np.ndarray:
@@ -79,7 +105,10 @@ class LatencyRegressor:
             raise PredictorError("regressor is not fitted; call fit() or load a fitted predictor")
         if len(specs) == 0:
             return np.zeros(0)
-        return np.exp(self.estimator.predict(self.features.transform(specs)))
+        matrix = self.features.transform(specs)
+        if self.kind in LOG_TARGET:
+            return np.exp(self.estimator.predict(matrix))
+        return np.maximum(self.estimator.predict(additive_design(self.features, matrix)), 1e-6)
 
     @classmethod
     def from_parts(cls, kind: str, seed: int, features: FeatureSet, estimator: Estimator) -> "LatencyRegressor":

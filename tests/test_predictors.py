@@ -52,8 +52,8 @@ def synthetic_space(layers: int = 4):
     for i in range(layers):
         candidates = [f"{op}_w{16 * (i + 1)}" for op in OP_COST]
         slots.append(Slot(i, candidates))
-        for op, block in zip(OP_COST, candidates):
-            spec = block_spec(op, 16 * (i + 1), 16 * (i + 2), 28 - 4 * i)
+        for j, (op, block) in enumerate(zip(OP_COST, candidates)):
+            spec = block_spec(op, 16 * (i + 1), 16 * (i + 2) + 8 * j, 28 - 4 * i)
             rows.append({"layer": i, "block": block, "key": f"{block}|l{i}", "median_ms": true_ms(spec), "spec": spec})
     for name, ms in (("stem", 0.3), ("head", 0.1)):
         rows.append({"layer": -1, "block": name, "key": f"{name}|k", "median_ms": ms, "spec": {"op": name, "flops": 1e5}})
@@ -124,13 +124,16 @@ def test_regressor_selection_reports_every_family_and_generalises():
              for _ in range(120)]
     latency = [true_ms(s) for s in specs]
     selection = select_regressor(specs, latency, seed=0)
-    assert set(selection.scores) == {"gbm", "rf", "linear"}
+    assert set(selection.scores) == {"gbm", "rf", "linear", "additive"}
     assert selection.best.kind == min(selection.scores, key=lambda k: selection.scores[k]["mape"])
     held_out = [block_spec("r2plus1d", 40, 56, 14), block_spec("conv3d", 72, 24, 28)]
     predicted = selection.best.predict(held_out)
     np.testing.assert_allclose(predicted, [true_ms(s) for s in held_out], rtol=0.25)
     oof = out_of_fold_ms("linear", specs, latency, folds=3)
     assert np.median(np.abs(oof / np.asarray(latency) - 1)) < 0.15
+    # the synthetic cost is per-op compute plus a fixed overhead: the additive model recovers it
+    additive = LatencyRegressor("additive").fit(specs, latency)
+    np.testing.assert_allclose(additive.predict(held_out), [true_ms(s) for s in held_out], rtol=0.02)
 
 
 # ------------------------------------------------------------------ calibration and evaluation

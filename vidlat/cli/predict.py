@@ -32,6 +32,9 @@ _device = click.option("--device", "device_name", required=True, help="device na
 _space = click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
 _store = click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 _seed = click.option("--seed", type=int, default=0, show_default=True, help="seed of the calibration / test split")
+_contended = click.option("--contended", type=click.Choice(["cpu", "wall", "drop"]), default="cpu", show_default=True,
+                          help="rows still flagged contended after the sweep's re-measures: use their thread CPU time "
+                               "(one-thread CPU runtimes), their wall time, or drop them")
 _calib = click.option("--calibration-networks", type=click.IntRange(0, 10), default=10, show_default=True,
                       help="measured networks used to fit the calibration (the rest are the test set)")
 
@@ -90,11 +93,12 @@ def _format_scores(scores: dict[str, dict[str, float]]) -> str:
 @_store
 @_calib
 @_seed
+@_contended
 @click.option("--out", type=click.Path(dir_okay=False), help="predictor file [default: beside the store, predictors/<device>--<space>.skops]")
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="first measure N extra block configurations around the space (more where the regressor errs most)")
-def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, out: str | None,
-        sample: int) -> None:
+def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, contended: str,
+        out: str | None, sample: int) -> None:
     """Fit the latency regressors and the whole-network calibration of a device and space."""
     from search.space import load_space
 
@@ -104,7 +108,8 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
         if sample:
             _measure_samples(store, device_name, space, sample, seed)
         fitted = fit_predictor(store.table(device), space_entries(space), device=device, space=space.name,
-                               fingerprint=store.fingerprint(device), calibration_networks=calibration_networks, seed=seed)
+                               fingerprint=store.fingerprint(device), calibration_networks=calibration_networks,
+                               contended=contended, seed=seed)
         path = fitted.save(Path(out) if out else predictor_path(store, device, space_name))
     scores = fitted.scores
     click.echo(f"{device} / {space.name}: {scores['training_blocks']} measured blocks, "
@@ -127,13 +132,14 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
 @_store
 @_calib
 @_seed
-@click.option("--regressor", type=click.Choice(["gbm", "rf", "linear", "none"]), default="gbm", show_default=True,
+@_contended
+@click.option("--regressor", type=click.Choice(["gbm", "rf", "linear", "additive", "none"]), default="gbm", show_default=True,
               help="model family of the regressor-only row ('none' skips the row)")
 @click.option("--out", type=click.Path(file_okay=False), help="folder for evaluation.json, metrics.csv, predictions.csv, scatter.png "
               "[default: ./vidlat-evaluate/<device>--<space>]")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
 def evaluate(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int,
-             regressor: str, out: str | None, as_json: bool) -> None:
+             contended: str, regressor: str, out: str | None, as_json: bool) -> None:
     """Judge the predictors on measured whole networks they were not fitted on."""
     from search.space import load_space
 
@@ -141,10 +147,10 @@ def evaluate(device_name: str, space_name: str, store_path: str | None, calibrat
     with _open_store(store_path) as store:
         device = _device_in_store(device_name, store)
         table = store.table(device)
-    entries = measured_entries(space_entries(space), table)
-    blocks = block_rows(table)
+    entries = measured_entries(space_entries(space), table, contended=contended)
+    blocks = block_rows(table, contended=contended)
     outside = blocks[~blocks["key"].isin(set(entries["key"]))]
-    report = evaluate_networks(entries, network_frame(table, space.name), device=device, space=space.name,
+    report = evaluate_networks(entries, network_frame(table, space.name, contended=contended), device=device, space=space.name,
                                calibration_networks=calibration_networks, seed=seed,
                                regressor_kind=None if regressor == "none" else regressor, extra_blocks=outside)
     paths = report.save(Path(out) if out else Path("vidlat-evaluate") / f"{device}--{Path(space_name).stem}")
