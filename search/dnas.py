@@ -131,6 +131,7 @@ class SearchResult:
     expected_ms: float
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     resumed_from: int = 0
 
 
@@ -190,12 +191,13 @@ def run_search(
     model: nn.Module = supernet
     if world > 1:
         model = nn.parallel.DistributedDataParallel(supernet, find_unused_parameters=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     bar = _progress(config.epochs, start_epoch, enabled=progress and rank == 0)
     for epoch in range(start_epoch, config.epochs):
         row = _train_epoch(model, supernet, weight_part, arch_part, weight_opt, arch_opt, config, epoch, rank, world)
         row["val_acc"] = evaluate_accuracy(supernet, data.val, mode=config.mode)
         row["seconds"] = time.perf_counter() - started + (history[-1]["seconds"] if history else 0.0)
+        row["cpu_seconds"] = time.process_time() - cpu_started + (history[-1]["cpu_seconds"] if history else 0.0)
         history.append(row)
         if rank == 0:
             _save_checkpoint(out_dir, supernet, weight_opt, arch_opt, config, epoch, history)
@@ -213,6 +215,7 @@ def run_search(
         expected_ms=float(supernet.expected_latency().detach()),
         history=history,
         seconds=history[-1]["seconds"] if history else 0.0,
+        cpu_seconds=history[-1]["cpu_seconds"] if history else 0.0,
         resumed_from=start_epoch,
     )
 

@@ -118,7 +118,7 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
     report = {
         "device": device_name, "space": space.name, "data": data, "loss": config.loss, "mode": mode,
         "target_ms": target_ms, "predicted_ms": result.derived_ms, "expected_ms": result.expected_ms,
-        "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"], "search_seconds": result.seconds,
+        "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"], "search_seconds": result.seconds, "search_cpu_seconds": result.cpu_seconds,
         "epochs": len(result.history), "resumed_from_epoch": result.resumed_from, "layers": arch.layers,
         "files": {"arch": str(out / "arch.yaml"), "log": str(out / "search_log.json"),
                   **{name: str(p) for name, p in plots.items()}},

@@ -1,0 +1,86 @@
+"""Device specificity: the same search on two devices, each found model measured on both.
+
+::
+
+    vidlat search --device A  ──> arch_A ─┐   measure whole network on A and B (deployment shape)
+    vidlat search --device B  ──> arch_B ─┴─> vidlat train each (same settings) ──> test accuracy
+
+Prints the 2x2 latency table (measured, and the lookup-table sum in brackets), each model's speed-up on
+its own device, test accuracy and search wall / CPU time. The lookup tables must be in the store
+(`vidlat profile --device D --space S --store STORE` for both devices).
+
+    .venv/bin/python bench/dnas_devices.py --store /tmp/h5/default.sqlite --out runs/bench-dnas
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dnas_common import measure_network, run_parallel
+
+from profiler.store import LatencyStore
+from search.arch import load_arch
+from search.space import load_space
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", nargs=2, default=["ort-cpu-1t", "fpga-zcu102-sim"])
+    parser.add_argument("--space", default="default")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--out", default="runs/bench-dnas")
+    parser.add_argument("--epochs", type=int, default=8, help="search epochs (2 weight-only warm-up)")
+    parser.add_argument("--train-epochs", type=int, default=8)
+    parser.add_argument("--train-clips", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    out = Path(args.out)
+    common = ["--space", args.space, "--train-clips", str(args.train_clips), "--seed", str(args.seed)]
+    searches = {
+        f"search-{device}": ["search", "--device", device, "--store", args.store, "--epochs", str(args.epochs),
+                             "--out", str(out / f"search-{device}"), *common]
+        for device in args.devices
+    }
+    run_parallel(searches, workers=2, log_dir=out / "logs")
+    trains = {
+        f"train-{device}": ["train", str(out / f"search-{device}" / "arch.yaml"), "--epochs", str(args.train_epochs),
+                            "--out", str(out / f"train-{device}"), *[a for a in common if a not in ("--space", args.space)]]
+        for device in args.devices
+    }
+    run_parallel(trains, workers=2, log_dir=out / "logs")
+    space = load_space(args.space)
+    rows = {}
+    from search.dnas import device_latency_table
+
+    with LatencyStore(args.store) as store:
+        tables = {device: device_latency_table(space, device=device, store=store) for device in args.devices}
+    for found in args.devices:
+        arch = load_arch(out / f"search-{found}" / "arch.yaml")
+        report = json.loads((out / f"search-{found}" / "report.json").read_text())
+        trained = json.loads((out / f"train-{found}" / "train.json").read_text())
+        latency = {}
+        for device in args.devices:
+            table, fixed = tables[device]
+            lut = fixed + sum(row[slot.candidates.index(block)] for row, slot, block in zip(table, space.layers, arch.layers))
+            latency[device] = {"measured_ms": measure_network(space, arch, device), "lut_ms": lut}
+        rows[found] = {"layers": arch.layers, "latency": latency, "test_acc": trained["test_acc"],
+                       "search_seconds": report["search_seconds"], "search_cpu_seconds": report["search_cpu_seconds"]}
+    (out / "devices.json").write_text(json.dumps(rows, indent=1))
+    a, b = args.devices
+    print(f"space {args.space}, moving-digits {args.train_clips} clips, search {args.epochs} epochs, train {args.train_epochs} epochs")
+    print(f"{'model found for':<20} {'on ' + a:>22} {'on ' + b:>22} {'test acc':>9} {'search s (cpu)':>15}")
+    for found, row in rows.items():
+        cells = [f"{row['latency'][d]['measured_ms']:.2f} ({row['latency'][d]['lut_ms']:.2f})" for d in args.devices]
+        print(f"{found:<20} {cells[0]:>22} {cells[1]:>22} {row['test_acc']:>9.3f} "
+              f"{row['search_seconds']:>7.0f} ({row['search_cpu_seconds']:.0f})")
+    for device, other in ((a, b), (b, a)):
+        own, foreign = rows[device]["latency"][device]["measured_ms"], rows[other]["latency"][device]["measured_ms"]
+        print(f"on {device}: its own model is {foreign / own:.2f}x faster than the model found for {other}")
+    for found, row in rows.items():
+        print(f"{found}: {' | '.join(row['layers'])}")
+
+
+if __name__ == "__main__":
+    main()
