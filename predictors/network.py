@@ -10,7 +10,7 @@ Runtimes fuse and overlap work that separately measured blocks do not show (and 
 compiled blocks pay layout reorders a whole network does not), so the block sum is biased. The
 calibration is a scale ``a * x`` or an affine ``a * x + b``, fitted on relative error so that
 small and large networks count alike; ``kind="auto"`` picks by leave-one-out error on the
-calibration networks themselves.
+calibration networks themselves (scale below 6 networks: an offset from fewer is mostly noise).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def fit_calibration(block_sum_ms: Sequence[float], measured_ms: Sequence[float],
     if np.any(x <= 0) or np.any(y <= 0):
         raise PredictorError("block sums and measured latencies must be > 0 ms")
     if kind == "auto":
-        kind = "scale" if len(x) < 4 else min(("scale", "affine"), key=lambda k: _loo_error(x, y, k))
+        kind = "scale" if len(x) < 6 else min(("scale", "affine"), key=lambda k: _loo_error(x, y, k))
     if kind == "affine" and len(x) < 2:
         raise PredictorError("an affine calibration needs at least 2 measured networks")
     if kind not in ("scale", "affine"):
