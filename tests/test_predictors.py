@@ -143,7 +143,9 @@ def test_calibration_recovers_a_known_scale_and_offset():
     assert scale.scale == pytest.approx(1.1) and scale.offset_ms == 0.0
     affine = fit_calibration(block_sum, 0.9 * block_sum + 0.5, kind="affine")
     assert (affine.scale, affine.offset_ms) == pytest.approx((0.9, 0.5))
-    assert fit_calibration(block_sum, 0.9 * block_sum + 0.5).kind == "affine"  # auto picks by leave-one-out
+    assert fit_calibration(block_sum, 0.9 * block_sum + 0.5).kind == "scale"  # auto: scale below 6 networks
+    more = np.array([2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0])
+    assert fit_calibration(more, 0.9 * more + 0.5).kind == "affine"  # then by leave-one-out error
     with pytest.raises(PredictorError, match="at most 10"):
         fit_calibration(np.ones(11), np.ones(11))
 
