@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from profiler.errors import DeviceConfigError
+from profiler.yaml_config import describe_validation_error, first_error, read_yaml
 
 
 class _Strict(BaseModel):
@@ -203,39 +203,6 @@ class DeviceConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- loading
-def _describe_error(error: dict[str, Any], model: type[BaseModel]) -> str:
-    loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, error["loc"][:-1])
-        return f"unknown key '{loc}'" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    if kind == "literal_error":
-        return f"field '{loc}': {error['msg'].lower()} (got {error['input']!r})"
-    if kind == "missing":
-        return f"missing required field '{loc}'"
-    if kind == "union_tag_invalid":
-        return f"field '{loc}': {error['msg']}"
-    message = error["msg"].removeprefix("Value error, ")
-    if not loc:
-        return message
-    got = error.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-    return f"field '{loc}': {message[:1].lower()}{message[1:]}{shown}"
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        current = annotation if isinstance(annotation, type) else None
-        if current is None:
-            return []
-    return sorted(name for name in getattr(current, "model_fields", {}) if name != "source")
-
-
 def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:
     """Validate a parsed YAML mapping as a device; errors name ``source``."""
     if not isinstance(data, dict):
@@ -243,14 +210,14 @@ def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:
     try:
         config = DeviceConfig.model_validate({**data, "source": source})
     except ValidationError as exc:
-        raise DeviceConfigError(f"{source}: {_describe_error(exc.errors()[0], DeviceConfig)}") from None
+        raise DeviceConfigError(f"{source}: {describe_validation_error(first_error(exc), DeviceConfig)}") from None
     options_model = BACKEND_OPTIONS[config.backend]
     try:
         options_model.model_validate(config.options)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        error = first_error(exc)
         error = {**error, "loc": ("options", *error["loc"])}
-        message = _describe_error(error, options_model)
+        message = describe_validation_error(error, options_model)
         if error["type"] == "extra_forbidden":
             message = f"unknown key '{'.'.join(map(str, error['loc']))}' for backend '{config.backend}'; allowed: {', '.join(sorted(options_model.model_fields))}"
         raise DeviceConfigError(f"{source}: {message}") from None
@@ -259,16 +226,4 @@ def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:
 
 def load_device_file(path: str | Path) -> DeviceConfig:
     """Read and validate one device YAML file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeviceConfigError(f"{path}: cannot read device file ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise DeviceConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    return parse_device(data, str(path))
+    return parse_device(read_yaml(path, error=DeviceConfigError, what="device file"), str(path))

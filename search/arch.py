@@ -25,13 +25,20 @@ import torch
 import torch.nn as nn
 import yaml
 
-from search.blocks import create_block, output_shape, parse_block
-from search.blocks.common import ConvBN
 from profiler.errors import VidlatError
+from profiler.yaml_config import read_yaml
+from search.blocks import check_shapes, create_block, output_shape, parse_block
+from search.blocks.common import ConvBN
 from search.errors import ArchSpecError, BlockSpecError
 
 STEM_KEYS = {"channels", "temporal_kernel"}
 HEAD_KEYS = {"channels"}
+
+
+def _sizes(values: Any, length: int) -> bool:
+    """Whether ``values`` is a list/tuple of ``length`` positive ints (YAML booleans are not sizes)."""
+    return (isinstance(values, list | tuple) and len(values) == length
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values))
 
 
 @dataclass
@@ -50,30 +57,45 @@ class ArchSpec:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
-        self.strides = [tuple(int(v) for v in stride) for stride in self.strides]  # type: ignore[misc]
         self.validate()
+        self.input_shape = tuple(self.input_shape)  # type: ignore[assignment]
+        self.strides = [tuple(stride) for stride in self.strides]  # type: ignore[misc]
 
     def validate(self) -> None:
-        """``ArchSpecError`` naming the first inconsistency."""
-        if len(self.input_shape) != 4 or min(self.input_shape) < 1:
-            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {list(self.input_shape)}")
+        """``ArchSpecError`` naming the first inconsistency (types, sizes, and each block at its shapes)."""
+        if not _sizes(self.input_shape, 4):
+            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {self.input_shape!r}")
         for part, keys in (("stem", STEM_KEYS), ("head", HEAD_KEYS)):
             value = getattr(self, part)
             if not isinstance(value, dict) or "channels" not in value or set(value) - keys:
                 raise ArchSpecError(f"{part} must be a mapping with 'channels' (allowed keys: {', '.join(sorted(keys))}), got {value!r}")
-        if not self.layers:
-            raise ArchSpecError("an arch needs at least one layer")
+            if not _sizes(list(value.values()), len(value)):
+                raise ArchSpecError(f"{part} sizes must be positive integers, got {value!r}")
+        if self.stem.get("temporal_kernel", 1) % 2 == 0:
+            raise ArchSpecError(f"stem.temporal_kernel must be odd (it pads k // 2), got {self.stem['temporal_kernel']}")
+        for name, value in (("space", self.space), ("name", self.name)):
+            if not isinstance(value, str):
+                raise ArchSpecError(f"{name} must be a string, got {value!r}")
+        if not isinstance(self.notes, dict):
+            raise ArchSpecError(f"notes must be a mapping, got {self.notes!r}")
+        if not isinstance(self.layers, list) or not self.layers or not all(isinstance(b, str) for b in self.layers):
+            raise ArchSpecError(f"layers must be a non-empty list of block strings, got {self.layers!r}")
+        if not isinstance(self.channels, list) or not _sizes(self.channels, len(self.channels)):
+            raise ArchSpecError(f"channels must be a list of positive integers, got {self.channels!r}")
+        if not isinstance(self.strides, list) or not all(_sizes(stride, 3) for stride in self.strides):
+            raise ArchSpecError(f"strides must be a list of [t, h, w] positive integers, got {self.strides!r}")
         if not len(self.layers) == len(self.channels) == len(self.strides):
             raise ArchSpecError(f"layers, channels and strides must have the same length, got "
                                 f"{len(self.layers)}, {len(self.channels)}, {len(self.strides)}")
-        if self.num_classes < 1:
-            raise ArchSpecError(f"num_classes must be positive, got {self.num_classes}")
-        for index, block in enumerate(self.layers):
+        if not _sizes([self.num_classes], 1):
+            raise ArchSpecError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        in_channels = self.stem["channels"]
+        for index, (block, out, stride) in enumerate(zip(self.layers, self.channels, self.strides)):
             try:
-                parse_block(block)
+                check_shapes(parse_block(block), in_channels=in_channels, out_channels=out, stride=tuple(stride))
             except BlockSpecError as exc:
                 raise ArchSpecError(f"layer {index}: {exc}") from exc
+            in_channels = out
 
     def layer_shapes(self) -> list[tuple[tuple[int, int, int, int], int, tuple[int, int, int]]]:
         """(input shape (C, T, H, W), out channels, stride) of every layer at the deployment shape."""
@@ -110,8 +132,6 @@ class ArchSpec:
             return cls(**data)
         except ArchSpecError as exc:
             raise ArchSpecError(f"{source}: {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ArchSpecError(f"{source}: malformed value ({exc})") from exc
 
     def save(self, path: str | Path) -> None:
         """Write YAML (or JSON if the suffix is .json)."""
@@ -126,16 +146,7 @@ class ArchSpec:
 
 def load_arch(path: str | Path) -> ArchSpec:
     """Read an arch spec (YAML or JSON); ``ArchSpecError`` names the file and the problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ArchSpecError(f"cannot read arch file {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ArchSpecError(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
-    return ArchSpec.from_dict(data, source=str(path))
+    return ArchSpec.from_dict(read_yaml(path, error=ArchSpecError, what="arch file"), source=str(path))
 
 
 def stem_output_shape(input_shape: tuple[int, int, int, int], channels: int) -> tuple[int, int, int, int]:

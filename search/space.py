@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from profiler.workload import Workload
+from profiler.yaml_config import describe_validation_error, first_error, parse_yaml, read_yaml
 from search.arch import ArchSpec, load_arch, stem_output_shape
 from search.blocks import check_shapes, output_shape, parse_block
 from search.errors import BlockSpecError, SearchSpaceError
@@ -212,20 +212,18 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     if text_path in shipped_spaces():
         source = f"space '{text_path}'"
         text = resources.files("search.spaces").joinpath(f"{text_path}.yaml").read_text(encoding="utf-8")
+        data = parse_yaml(text, source=source, error=SearchSpaceError)
     else:
-        path = Path(text_path)
-        if not path.is_file():
+        if not Path(text_path).is_file():
             raise SearchSpaceError(f"unknown search space '{text_path}': not a shipped space "
                                    f"({', '.join(shipped_spaces())}) nor a YAML file")
-        source, text = str(path), path.read_text(encoding="utf-8")
+        source, data = text_path, read_yaml(text_path, error=SearchSpaceError, what="search space file")
+    if not isinstance(data, dict):
+        raise SearchSpaceError(f"{source}: a search space file must be a YAML mapping, got {type(data).__name__}")
     try:
-        config = SpaceConfig.model_validate(yaml.safe_load(text))
-    except yaml.YAMLError as exc:
-        raise SearchSpaceError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        config = SpaceConfig.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "top level"
-        raise SearchSpaceError(f"{source}: {where}: {error['msg']}") from exc
+        raise SearchSpaceError(f"{source}: {describe_validation_error(first_error(exc), SpaceConfig)}") from None
     space = SearchSpace(config, source=source)
     space.reference_archs()
     return space

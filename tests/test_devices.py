@@ -108,6 +108,33 @@ def test_invalid_yaml_names_the_line(tmp_path):
     assert f"{path}: invalid YAML at line" in result.output
 
 
+def test_key_given_twice_is_an_error_not_a_silent_override(tmp_path):
+    text = yaml.safe_dump(GOOD) + "measurement: {cold_cache: true}\nmeasurement: {warmup_runs: 2}\n"
+    with pytest.raises(DeviceConfigError, match="line 7, column 1: key 'measurement' given twice"):
+        resolve_device(str(write(tmp_path, text)))
+    merged = "base: &b {intra_op_threads: 1}\n" + yaml.safe_dump({**GOOD, "options": None}).replace(
+        "options: null", "options: {<<: *b, intra_op_threads: 2}")
+    with pytest.raises(DeviceConfigError, match="unknown key 'base'"):  # a merge key may be overridden
+        resolve_device(str(write(tmp_path, merged)))
+
+
+def test_a_typo_is_named_as_an_unknown_key_with_the_allowed_ones(tmp_path):
+    data = {key: value for key, value in GOOD.items() if key != "backend"} | {"backnd": "onnxruntime"}
+    with pytest.raises(DeviceConfigError, match="unknown key 'backnd'; allowed: backend, description"):
+        parse_device(data, "x.yaml")
+    hardware = _simulator()["hardware"]
+    hardware["dsp"] = hardware.pop("dsps")
+    with pytest.raises(DeviceConfigError, match=r"unknown key 'hardware.dsp_array.dsp'; allowed: clock_mhz, .*dsps,"):
+        parse_device({**_simulator(), "hardware": hardware}, "zcu.yaml")
+
+
+def test_binary_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.yaml"
+    path.write_bytes(b"\x00\xff\xfe")
+    result = CliRunner().invoke(cli, ["devices", "validate", str(path)])
+    assert result.exit_code == 2 and "cannot read device file (not UTF-8 text" in result.output
+
+
 def test_non_mapping_and_missing_file(tmp_path):
     with pytest.raises(DeviceConfigError, match="must be a YAML mapping"):
         resolve_device(str(write(tmp_path, "- a\n- b\n")))

@@ -139,6 +139,13 @@ def test_arch_file_round_trip(tmp_path, suffix: str) -> None:
     (lambda d: d.update(channels=[8, 8]), "same length"),
     (lambda d: d.update(input_shape=[3, 4, 32]), "input_shape"),
     (lambda d: d.update(stem={"width": 8}), "stem must be"),
+    (lambda d: d.update(strides=["122", "111", "122", "111"]), "strides must be a list of"),
+    (lambda d: d.update(channels=["8", 8, 16, 16]), "channels must be a list of positive integers"),
+    (lambda d: d.update(channels=[8, 8, 15, 15], layers=["x3d_k333_e2", "skip", "attn_h2", "skip"]), "layer 2: .* heads"),
+    (lambda d: d.update(head={"channels": -1}), "head sizes must be positive"),
+    (lambda d: d.update(stem={"channels": 8, "temporal_kernel": 4}), "temporal_kernel must be odd"),
+    (lambda d: d.update(num_classes=4.5), "num_classes must be a positive integer"),
+    (lambda d: d.update(layers=[1, 2, 3, 4]), "layers must be a non-empty list of block strings"),
 ])
 def test_bad_arch_files(tmp_path, edit, message: str) -> None:
     data = load_space("tiny").sample(0).to_dict()
@@ -151,14 +158,21 @@ def test_bad_arch_files(tmp_path, edit, message: str) -> None:
 
 def test_bad_arch_build_and_unreadable(tmp_path) -> None:
     data = load_space("tiny").sample(0).to_dict()
+    arch = ArchSpec.from_dict(data)
     data["layers"][2] = "skip"  # stage change: skip cannot map 8 -> 16 channels
+    with pytest.raises(ArchSpecError, match="layer 2: block 'skip' is an identity"):
+        ArchSpec.from_dict(data)
+    arch.layers[2] = "skip"  # a spec edited after it was checked still fails by layer when built
     with pytest.raises(ArchSpecError, match="layer 2"):
-        build_model(ArchSpec.from_dict(data))
+        build_model(arch)
     (tmp_path / "bad.yaml").write_text("layers: [a\n")
-    with pytest.raises(ArchSpecError, match="not valid YAML"):
+    with pytest.raises(ArchSpecError, match="invalid YAML at line 2"):
         load_arch(tmp_path / "bad.yaml")
     with pytest.raises(ArchSpecError, match="cannot read"):
         load_arch(tmp_path / "missing.yaml")
+    (tmp_path / "binary.yaml").write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(ArchSpecError, match="not UTF-8 text"):
+        load_arch(tmp_path / "binary.yaml")
 
 
 def test_bad_space_files(tmp_path) -> None:
