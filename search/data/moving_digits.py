@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search.data.clips import ClipSet, ClipSplits
+from search.data.clips import ClipSet, ClipSplits, DataError
 
 #: class names; classes 2k and 2k+1 are exact time reversals of each other.
 CLASSES: tuple[str, ...] = (
@@ -54,8 +54,6 @@ class MovingDigitsConfig:
     jitter: float = 0.6
 
     def __post_init__(self) -> None:
-        from search.data.clips import DataError
-
         if self.num_classes not in range(2, len(CLASSES) + 1, 2):
             raise DataError(f"moving-digits: num_classes must be an even number from 2 to {len(CLASSES)} (whole pairs), got {self.num_classes}")
         if self.channels not in (1, 3):
