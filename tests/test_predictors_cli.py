@@ -74,6 +74,9 @@ def test_fit_evaluate_predict(store_path, tmp_path):
     result = json.loads(out)
     assert [b["block"] for b in result["blocks"]] == arch.layers
     assert result["total_ms"] == pytest.approx(1.1 * result["block_sum_ms"] + 0.05, rel=0.03)
+    code, out = run("predict", "--device", DEVICE, str(arch_file), "--store", str(store_path))
+    assert code == 0, out
+    assert f"total {result['total_ms']:.3f} ms" in out and "r2p1d_k333_e2" in out
 
     # an exported vidlat model carries its arch in the ONNX metadata
     graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g",

@@ -224,7 +224,7 @@ def predict(device_name: str, arch_path: str, space_name: str | None, store_path
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{result['arch']} on {device} ({source})")
+    click.echo(f"{result['arch']} on {result['device']} ({result['predictor']})")
     click.echo(f"{'layer':>5}  {'block':<20}{'ms':>9}  source")
     for block in result["blocks"]:
         click.echo(f"{block['layer']:>5}  {block['block']:<20}{block['ms']:>9.3f}  {block['source']}")
