@@ -122,6 +122,9 @@ def test_export_cli_with_trained_weights(tmp_path) -> None:
                               "--weights", str(tmp_path / "w.pt")])
     assert other.layers != arch.layers
     assert bad.exit_code == 2 and "do not fit" in bad.output
+    not_weights = runner.invoke(cli, ["export", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "n.onnx"),
+                                      "--weights", str(tmp_path / "b.yaml")])
+    assert not_weights.exit_code == 2 and "is not a state_dict saved by `vidlat train`" in not_weights.output
 
 
 @pytest.mark.slow
