@@ -268,6 +268,18 @@ def test_cli_simulate_prints_the_node_table_and_total(tmp_path):
     assert "decomposed" in result.output and "total:" in result.output and "1 nodes with no cost hidden" in result.output
     result = CliRunner().invoke(cli, ["simulate", "--device", "ort-cpu-1t", str(path)])
     assert result.exit_code == 2 and "needs a simulator device" in result.output
+    for missing, message in ((tmp_path / "none.onnx", "cannot read the ONNX file"), (tmp_path / "none.yaml", "cannot read arch file")):
+        result = CliRunner().invoke(cli, ["simulate", "--device", ZCU102, str(missing)])
+        assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+
+
+def test_cli_simulate_takes_a_reference_arch_of_a_space():
+    pytest.importorskip("search.space")
+    result = CliRunner().invoke(cli, ["simulate", "--device", ZCU102, "tiny:x3d-xs"])
+    assert result.exit_code == 0, result.output
+    assert "total:" in result.output and "ms by unit" in result.output
+    result = CliRunner().invoke(cli, ["simulate", "--device", ZCU102, "tiny:nope"])
+    assert result.exit_code == 2 and "has no reference arch 'nope'" in result.output
 
 
 

@@ -2,8 +2,9 @@
 
 ::
 
-    MODEL.onnx ──────────────────────────────────────────────┐
-    ARCH.yaml ──> load_arch ──> build_model ──> module_to_onnx ┴──> Simulator(device) ──> table + total
+    MODEL.onnx ─────────────────────────────────────────────────────────────────┐
+    ARCH.yaml / SPACE:REFERENCE ──> resolve_arch ──> build_model ──> module_to_onnx ┴──> Simulator(device)
+                                                                                          ──> table + total
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from profiler.workload import Workload
 from vidlat.cli.profile import onnx_file_workload
 
 
-def arch_workload(path: Path) -> Workload:
-    """The whole network of an arch file, exported at the arch's input shape (batch 1)."""
-    from search.arch import build_model, load_arch
+def arch_workload(arch_text: str) -> Workload:
+    """The whole network of an arch file (or ``SPACE:REFERENCE``), exported at its input shape (batch 1)."""
+    from search.arch import build_model
     from search.export import INPUT_NAME, module_to_onnx
+    from search.space import resolve_arch
 
-    arch = load_arch(path)
+    arch = resolve_arch(arch_text)
     onnx_bytes = module_to_onnx(build_model(arch), arch.input_shape)
-    return Workload(key=f"arch|{path.stem}", onnx=onnx_bytes, inputs={INPUT_NAME: (1, *arch.input_shape)})
+    return Workload(key=f"arch|{arch.name or Path(arch_text).stem}", onnx=onnx_bytes,
+                    inputs={INPUT_NAME: (1, *arch.input_shape)})
 
 
 def format_report(report: SimulationReport, *, show_all: bool = False) -> list[str]:
@@ -68,13 +71,14 @@ def format_report(report: SimulationReport, *, show_all: bool = False) -> list[s
 @click.command("simulate")
 @click.option("--device", "-d", required=True, help="a simulated device (fpga-zcu102-sim, fpga-z7020-sim, npu-systolic32-sim) or its YAML")
 @click.option("--all", "show_all", is_flag=True, help="also list nodes that cost nothing (fused, reshapes)")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def simulate(device: str, show_all: bool, model: Path) -> None:
-    """Simulate MODEL (an .onnx file or an arch .yaml/.json) on a simulated accelerator."""
+@click.argument("model")
+def simulate(device: str, show_all: bool, model: str) -> None:
+    """Simulate MODEL (an .onnx file, an arch .yaml/.json, or SPACE:REFERENCE such as default:x3d-xs)
+    on a simulated accelerator."""
     config = resolve_device(device)
     if config.backend != "simulator":
         raise WorkloadError(f"device '{config.name}' has backend '{config.backend}'; vidlat simulate needs a simulator device (vidlat profile measures the others)")
-    workload = onnx_file_workload(model) if model.suffix == ".onnx" else arch_workload(model)
+    workload = onnx_file_workload(model) if model.endswith(".onnx") else arch_workload(model)
     report = Simulator(config).simulate_onnx(workload.onnx, workload.inputs)
     for line in format_report(report, show_all=show_all):
         click.echo(line)
