@@ -169,8 +169,13 @@ def test_interrupted_and_killed_sweep_resumes_without_duplicates(tmp_path):
 def test_lut_show_and_export_after_profiling(tmp_path, device_file):
     store = tmp_path / "s.sqlite"
     runner = CliRunner()
-    profiled = runner.invoke(cli, ["profile", "--device", str(device_file), "--space", "tiny", "--store", str(store), "--quiet"])
+    profiled = runner.invoke(cli, ["profile", "--device", str(device_file), "--space", "tiny", "--store", str(store), "--quiet", "--per-node"])
     assert profiled.exit_code == 0, profiled.output
+    from profiler.store import LatencyStore
+
+    with LatencyStore(store) as opened:
+        stem = next(key for key in tiny_keys() if key.startswith("stem"))
+        assert not opened.node_times("ort-fast", stem).empty
     shown = runner.invoke(cli, ["lut", "show", "--device", "ort-fast", "--space", "tiny", "--store", str(store)])
     assert shown.exit_code == 0 and "missing" not in shown.output
     expected = tiny_keys()

@@ -82,9 +82,10 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
               help="also measure N random whole networks of the space plus its reference archs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed of the sampled networks")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
+@click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, remeasure: bool,
-            networks: int, seed: int, store_path: str | None, quiet: bool) -> None:
+            networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
     Resumes by default: workloads already in the store are skipped, so an interrupted run picks up
@@ -97,9 +98,10 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
     device = resolve_device(device_name)
     if onnx_path is not None:
         workloads = [onnx_file_workload(onnx_path)]
-        device = with_per_node(device)
     else:
         workloads = space_workloads(space_name, networks=networks, seed=seed)
+    if per_node or onnx_path is not None:
+        device = with_per_node(device)
     backend = create_backend(device)
     path = Path(store_path) if store_path else default_store_path()
     try:
