@@ -230,3 +230,14 @@ def test_network_predictor_breakdown_is_json_ready():
     assert [b["layer"] for b in out["blocks"]] == [0, 1, 2, 3]
     assert out["total_ms"] == pytest.approx(out["block_sum_ms"] + 0.5)
     assert out["block_sum_ms"] == pytest.approx(sum(b["ms"] for b in out["blocks"]) + 0.4)
+
+
+def test_contended_rows_policy():
+    from predictors.lut import latency_ms
+
+    table = pd.DataFrame({"median_ms": [1.0, 5.0, np.nan, 2.0], "cpu_ms": [0.9, 1.2, 0.5, np.nan],
+                          "contended": [False, True, False, True], "status": ["ok", "ok", "failed", "ok"]})
+    expected = {"cpu": [1.0, 1.2, np.nan, 2.0], "wall": [1.0, 5.0, np.nan, 2.0],
+                "drop": [1.0, np.nan, np.nan, np.nan], "cpu-all": [0.9, 1.2, np.nan, 2.0]}
+    for policy, values in expected.items():
+        np.testing.assert_allclose(latency_ms(table, policy).to_numpy(float), values, err_msg=policy)

@@ -32,9 +32,10 @@ _device = click.option("--device", "device_name", required=True, help="device na
 _space = click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
 _store = click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 _seed = click.option("--seed", type=int, default=0, show_default=True, help="seed of the calibration / test split")
-_contended = click.option("--contended", type=click.Choice(["cpu", "wall", "drop"]), default="cpu", show_default=True,
+_contended = click.option("--contended", type=click.Choice(["cpu", "wall", "drop", "cpu-all"]), default="cpu", show_default=True,
                           help="rows still flagged contended after the sweep's re-measures: use their thread CPU time "
-                               "(one-thread CPU runtimes), their wall time, or drop them")
+                               "(one-thread CPU runtimes), their wall time, or drop them; cpu-all: CPU time for every row "
+                               "(a shared machine where nearly every run is contended)")
 _calib = click.option("--calibration-networks", type=click.IntRange(0, 10), default=10, show_default=True,
                       help="measured networks used to fit the calibration (the rest are the test set)")
 
