@@ -177,3 +177,13 @@ def test_tensorrt_builds_and_times_an_engine():
         pytest.skip(availability(config).reason)
     measurement = create_backend(config).measure(conv_workload())
     assert measurement.status == "ok" and measurement.median_ms > 0
+
+
+def test_measuring_core_imports_no_torch():
+    import subprocess
+    import sys
+
+    modules = "profiler.store, profiler.sweep, profiler.protocol, " + ", ".join(
+        f"profiler.backends.{name}" for name in ("onnxruntime", "openvino", "torch_backend", "tensorrt"))
+    code = f"import sys, {modules}; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
