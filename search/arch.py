@@ -59,6 +59,7 @@ class ArchSpec:
     def __post_init__(self) -> None:
         self.validate()
         self.input_shape = tuple(self.input_shape)  # type: ignore[assignment]
+        self.layers = [str(parse_block(block)) for block in self.layers]  # canonical: "x3d_e2_k333" -> "x3d_k333_e2"
         self.strides = [tuple(stride) for stride in self.strides]  # type: ignore[misc]
 
     def validate(self) -> None:

@@ -156,6 +156,14 @@ def test_bad_arch_files(tmp_path, edit, message: str) -> None:
         load_arch(path)
 
 
+def test_arch_layers_are_canonical_block_strings() -> None:
+    data = load_space("tiny").sample(0).to_dict()
+    written = [" x3d_e2_k333", "skip", "x3d_se_e2_k133", "skip"]
+    arch = ArchSpec.from_dict({**data, "layers": written, "channels": [8, 8, 16, 16]})
+    assert arch.layers == ["x3d_k333_e2", "skip", "x3d_k133_e2_se", "skip"]
+    assert arch == load_space("tiny").make_arch(arch.layers, name=arch.name)
+
+
 def test_bad_arch_build_and_unreadable(tmp_path) -> None:
     data = load_space("tiny").sample(0).to_dict()
     arch = ArchSpec.from_dict(data)
