@@ -63,6 +63,8 @@ def test_profile_onnx_whole_and_per_node(tmp_path, device_file):
     assert "1 measured, 0 skipped as present" in first.output and "FusedConv" in first.output
     again = CliRunner().invoke(cli, args)
     assert "0 measured, 1 skipped as present" in again.output and list(rows_per_key(store).values()) == [1]
+    remeasured = CliRunner().invoke(cli, [*args, "--remeasure"])
+    assert "1 measured, 0 skipped" in remeasured.output and list(rows_per_key(store).values()) == [2]
     with sqlite3.connect(store) as db:
         spec = json.loads(db.execute("SELECT spec FROM workloads").fetchone()[0])
     assert spec["inputs"] == {"clip": [1, 4, 2, 8, 8]}

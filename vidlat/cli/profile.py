@@ -77,14 +77,15 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 @click.option("--space", "space_name", help="search space name ('default', 'tiny') or YAML path: measure all its workloads")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="one ONNX model: measured whole and per node")
 @click.option("--limit", type=click.IntRange(min=1), help="measure at most N workloads now (the rest on the next run)")
-@click.option("--remeasure", is_flag=True, help="measure again even if the store already has a result")
+@click.option("--resume/--remeasure", default=True, show_default=True,
+              help="skip workloads the store already has (default), or measure everything again")
 @click.option("--networks", type=click.IntRange(min=0), default=0, show_default=True,
               help="also measure N random whole networks of the space plus its reference archs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed of the sampled networks")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, remeasure: bool,
+def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
             networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
@@ -106,7 +107,7 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
     path = Path(store_path) if store_path else default_store_path()
     try:
         with LatencyStore(path) as store:
-            summary = profile_workloads(backend, store, workloads, remeasure=remeasure, limit=limit, progress=not quiet)
+            summary = profile_workloads(backend, store, workloads, remeasure=not resume, limit=limit, progress=not quiet)
             click.echo(f"{summary}; store: {path}")
             if onnx_path is not None:
                 _echo_onnx_result(store, device.name, workloads[0].key)
