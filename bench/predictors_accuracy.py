@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="calibration/test splits to average")
     parser.add_argument("--calibration-networks", type=int, default=10)
     parser.add_argument("--plot", help="scatter PNG of the first device (seed 0)")
+    parser.add_argument("--contended", default="cpu", choices=["cpu", "wall", "drop", "cpu-all"],
+                        help="how rows flagged contended are read (predictors.lut.latency_ms)")
     args = parser.parse_args()
 
     space = load_space(args.space)
@@ -39,8 +41,8 @@ def main() -> None:
         tables = {device: store.table(device) for device in args.devices if device in store.devices()}
     summary = []
     for index, (device, table) in enumerate(tables.items()):
-        entries = measured_entries(base, table)
-        networks = network_frame(table, space.name)
+        entries = measured_entries(base, table, contended=args.contended)
+        networks = network_frame(table, space.name, contended=args.contended)
         misses = int(entries["median_ms"].isna().sum())
         if misses or len(networks) < args.calibration_networks + 3:
             print(f"{device}: skipped ({misses} table misses, {len(networks)} measured networks)")

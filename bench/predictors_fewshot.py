@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--targets", nargs="*")
     parser.add_argument("--space", default="default")
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--contended", default="cpu", choices=["cpu", "wall", "drop", "cpu-all"],
+                        help="how rows flagged contended are read (predictors.lut.latency_ms)")
     args = parser.parse_args()
 
     space = load_space(args.space)
@@ -60,8 +62,8 @@ def main() -> None:
     with LatencyStore(args.store) as store:
         targets = args.targets or [d for d in store.devices() if d != args.source]
         tables = {device: store.table(device) for device in [args.source, *targets] if device in store.devices()}
-    source_entries = measured_entries(base, tables[args.source])
-    source_nets = network_frame(tables[args.source], space.name)
+    source_entries = measured_entries(base, tables[args.source], contended=args.contended)
+    source_nets = network_frame(tables[args.source], space.name, contended=args.contended)
     lut = LUTPredictor(source_entries)
     calib, _ = split_networks(source_nets, calibration_networks=10, seed=0)
     calibration = fit_calibration(lut.predict_archs(list(calib["layers"])), calib["median_ms"])
@@ -70,7 +72,7 @@ def main() -> None:
     for target in targets:
         if target not in tables:
             continue
-        nets = network_frame(tables[target], space.name)
+        nets = network_frame(tables[target], space.name, contended=args.contended)
         nets = nets[nets["key"].isin(source_pred)].reset_index(drop=True)
         if len(nets) < 23:
             print(f"{args.source} -> {target}: only {len(nets)} shared measured networks, skipped")
@@ -80,7 +82,7 @@ def main() -> None:
         print(f"\n{args.source} -> {target}: {len(nets)} networks; with no target data, Spearman {evaluate(s, t)['spearman']:.3f}, "
               f"Kendall {evaluate(s, t)['kendall']:.3f}")
         curve = few_shot_curve(s, t, ks=(5, 10, 20), repeats=args.repeats).assign(mode="networks")
-        target_entries = measured_entries(base, tables[target])
+        target_entries = measured_entries(base, tables[target], contended=args.contended)
         blocks = block_curve(source_entries, target_entries, nets, (5, 10, 20), args.repeats, 0).assign(mode="blocks")
         both = pd.concat([curve, blocks])
         for column in ("acc5", "acc10"):

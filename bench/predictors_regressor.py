@@ -40,11 +40,13 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--device", default="ort-cpu-1t")
     parser.add_argument("--space", default="default")
+    parser.add_argument("--contended", default="cpu", choices=["cpu", "wall", "drop", "cpu-all"],
+                        help="how rows flagged contended are read (predictors.lut.latency_ms)")
     args = parser.parse_args()
 
     space_keys = set(space_entries(load_space(args.space))["key"])
     with LatencyStore(args.store) as store:
-        blocks = block_rows(store.table(args.device))
+        blocks = block_rows(store.table(args.device), contended=args.contended)
     blocks = blocks[[as_spec(s).get("op") not in ("stem", "head") for s in blocks["spec"]]].reset_index(drop=True)
     ops = np.array([as_spec(s)["op"] for s in blocks["spec"]])
     measured = blocks["median_ms"].to_numpy(float)
