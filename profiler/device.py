@@ -15,10 +15,11 @@ allowed.
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from profiler.errors import DeviceConfigError
 from profiler.yaml_config import describe_validation_error, first_error, read_yaml
@@ -77,12 +78,25 @@ class TensorRtOptions(_Strict):
 
 
 class RemoteOptions(_Strict):
-    url: str = Field(..., pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    url: str = Field(..., description="http(s)://HOST[:PORT] of the agent")
     token_env: str = Field("VIDLAT_AGENT_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     runtime: Literal["onnxruntime", "openvino", "tensorrt"] = "onnxruntime"
     threads: int = Field(1, ge=1)
     precision: Literal["f32", "f16", "bf16", "fp32", "fp16", "int8"] = "f32"
     timeout_s: float = Field(120.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _agent_url(cls, url: str) -> str:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises for a port outside 0-65535)
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/")
+                or parts.query or parts.fragment or any(char.isspace() for char in url)):
+            raise ValueError("must be http(s)://HOST[:PORT], the address `vidlat agent serve` prints")
+        return url
 
 
 class SimulatorOptions(_Strict):

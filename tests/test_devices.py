@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,17 @@ def test_hardware_only_for_simulators():
     data = {**GOOD, "hardware": _simulator()["hardware"]}
     with pytest.raises(DeviceConfigError, match="only for simulator devices"):
         parse_device(data, "x.yaml")
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://[::1", "Invalid IPv6 URL"),
+    ("ftp://board:7300", "must be http(s)://HOST[:PORT]"),
+    ("http://board:7300/v1/health", "must be http(s)://HOST[:PORT]"),
+])
+def test_remote_url_mistakes_are_load_errors(url, expected):
+    data = {**GOOD, "backend": "remote", "options": {"url": url}}
+    with pytest.raises(DeviceConfigError, match=re.escape(f"field 'options.url': ") + ".*" + re.escape(expected)):
+        parse_device(data, "remote.yaml")
+    for good in ("http://[::1]:7300", "https://jetson.local:7300/"):
+        assert parse_device({**data, "options": {"url": good}}, "remote.yaml").backend_options.url == good
