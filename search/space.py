@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from profiler.errors import VidlatError
 from profiler.workload import Workload
 from profiler.yaml_config import describe_validation_error, first_error, parse_yaml, read_yaml
 from search.arch import ArchSpec, load_arch, stem_output_shape
@@ -50,7 +51,7 @@ class HeadConfig(_Strict):
 
 class StageConfig(_Strict):
     channels: int = Field(..., ge=1)
-    stride: tuple[int, int, int] = (1, 2, 2)
+    stride: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 2, 2)
     depth: int = Field(..., ge=1, description="searchable layers in the stage")
     min_depth: int = Field(1, ge=1, description="layers that cannot be skipped")
     candidates: list[str] = Field(..., min_length=1)
@@ -59,7 +60,7 @@ class StageConfig(_Strict):
 class SpaceConfig(_Strict):
     name: str
     description: str = ""
-    input_shape: tuple[int, int, int, int]
+    input_shape: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt]
     num_classes: int = Field(..., ge=1)
     stem: StemConfig
     stages: list[StageConfig] = Field(..., min_length=1)
@@ -180,8 +181,14 @@ class SearchSpace:
         return self.make_arch([rng.choice(slot.candidates) for slot in self.layers], name=f"{self.name}-seed{seed}")
 
     def reference_archs(self) -> dict[str, ArchSpec]:
-        """Known designs expressed in this space (e.g. "x3d-xs", "r2p1d")."""
-        return {name: self.make_arch(blocks, name=name) for name, blocks in self.config.references.items()}
+        """Known designs expressed in this space (e.g. "x3d-xs", "r2p1d"); errors name the file and reference."""
+        archs = {}
+        for name, blocks in self.config.references.items():
+            try:
+                archs[name] = self.make_arch(blocks, name=name)
+            except VidlatError as exc:
+                raise SearchSpaceError(f"{self.source}: reference '{name}': {exc}") from exc
+        return archs
 
     def network_workload(self, arch: ArchSpec) -> Workload:
         """The whole network ``arch`` at the deployment shape (key ``net|<space>|<digest>``)."""

@@ -192,12 +192,17 @@ def test_bad_space_files(tmp_path) -> None:
         "stages: [{channels: 8, depth: 1, min_depth: 2, candidates: [x3d_k333_e2]}]": "min_depth 2 > depth 1",
         "stages: [{channels: 8, depth: 1, colour: 1, candidates: [x3d_k333_e2]}]": "stages.0.colour",
         "stages: [{channels: 8, depth: 1, stride: [2, 2, 2], candidates: [tsm_k133_e2]}]": "temporal stride",
+        "stages: [{channels: 8, depth: 2, candidates: [x3d_k333_e2]}]\nreferences: {mine: [x3d_k333_e2]}":
+            "reference 'mine': space 's' has 2 layers, got 1 blocks",
     }
     for stages, message in cases.items():
         path = tmp_path / "space.yaml"
         path.write_text(base + stages + "\n")
-        with pytest.raises(SearchSpaceError, match=re.escape(message)):
+        with pytest.raises(SearchSpaceError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
             load_space(path)
+    path.write_text(base.replace("[3, 4, 32, 32]", "[3, 0, 32, 32]") + "stages: [{channels: 8, depth: 1, candidates: [skip]}]\n")
+    with pytest.raises(SearchSpaceError, match=re.escape("field 'input_shape.1': input should be greater than 0")):
+        load_space(path)
 
 
 def test_space_and_arch_cli(tmp_path) -> None:
