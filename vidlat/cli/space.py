@@ -90,27 +90,23 @@ def arch() -> None:
 @click.argument("file")
 def show_arch(file: str) -> None:
     """Per-layer shapes, FLOPs and parameters, and totals (FILE or SPACE:REFERENCE, e.g. default:x3d-xs)."""
-    from search.arch import create_head, create_stem, stem_output_shape
-    from search.blocks import create_block, output_shape
+    from search.arch import build_model, stem_output_shape
+    from search.blocks import output_shape
     from search.flops import count_cost
     from search.space import resolve_arch
 
     spec = resolve_arch(file)
+    model = build_model(spec)
     click.echo(f"arch {spec.name or file} (space {spec.space}), input {_shape(spec.input_shape)}, "
                f"{spec.num_classes} classes")
     click.echo(f"{'layer':>5}  {'block':<18} {'input':<14} {'output':<14} {'s':>3} {'MFLOPs':>9} {'params':>9}")
-    rows = []
     stem_shape = stem_output_shape(spec.input_shape, spec.stem["channels"])
-    stem = create_stem(in_channels=spec.input_shape[0], out_channels=spec.stem["channels"],
-                       temporal_kernel=spec.stem.get("temporal_kernel", 5))
-    rows.append(("stem", "stem", spec.input_shape, stem_shape, (1, 2, 2), count_cost(stem, (1, *spec.input_shape))))
-    for index, (shape, out, stride) in enumerate(spec.layer_shapes()):
-        module = create_block(spec.layers[index], in_channels=shape[0], out_channels=out, stride=stride)
+    rows = [("stem", "stem", spec.input_shape, stem_shape, (1, 2, 2), count_cost(model.stem, (1, *spec.input_shape)))]
+    for index, ((shape, out, stride), module) in enumerate(zip(spec.layer_shapes(), model.layers)):
         rows.append((str(index), spec.layers[index], shape, output_shape(shape, out_channels=out, stride=stride),
                      stride, count_cost(module, (1, *shape))))
     last = rows[-1][3]
-    head = create_head(in_channels=last[0], hidden_channels=spec.head["channels"], num_classes=spec.num_classes)
-    rows.append(("head", "head", last, (spec.num_classes,), (1, 1, 1), count_cost(head, (1, *last))))
+    rows.append(("head", "head", last, (spec.num_classes,), (1, 1, 1), count_cost(model.head, (1, *last))))
     for name, block, shape, out_shape, stride, cost in rows:
         click.echo(f"{name:>5}  {block:<18} {_shape(shape):<14} {_shape(out_shape):<14} {_stride(stride):>3} "
                    f"{cost.flops / 1e6:>9.2f} {cost.params:>9,}")
