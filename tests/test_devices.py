@@ -190,3 +190,14 @@ def test_remote_url_mistakes_are_load_errors(url, expected):
         parse_device(data, "remote.yaml")
     for good in ("http://[::1]:7300", "https://jetson.local:7300/"):
         assert parse_device({**data, "options": {"url": good}}, "remote.yaml").backend_options.url == good
+
+
+def test_ctrl_c_is_one_line_and_promises_kept_work_only_where_it_is_kept(monkeypatch):
+    import profiler.catalog
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profiler.catalog, "shipped_device_files", interrupted)
+    result = CliRunner().invoke(cli, ["devices", "list"])
+    assert result.exit_code == 130 and result.output == "interrupted\n"

@@ -32,6 +32,12 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.run", "run"),
 ]
 
+# commands that keep their work when interrupted, and what a user is told on Ctrl-C
+RESUMABLE: dict[str, str] = {
+    "profile": "everything measured so far is stored",
+    "run": "everything measured so far is stored",
+}
+
 
 class VidlatGroup(click.Group):
     """A click group that turns library errors into one clear line and exit code 2.
@@ -56,7 +62,8 @@ class VidlatGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; everything measured so far is stored", err=True)
+            kept = RESUMABLE.get(ctx.invoked_subcommand or "")
+            click.echo(f"interrupted; {kept}" if kept else "interrupted", err=True)
             ctx.exit(130)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ import yaml
 from profiler.errors import VidlatError
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def _shape(shape: tuple[int | str, ...]) -> str:
     return "x".join(str(size) for size in shape)
 
 
@@ -148,7 +147,7 @@ def export(arch_file: str, out: str, opset: int, weights: str | None, meta: tupl
         metadata.setdefault("vidlat.weights", Path(weights).name)
     report = export_arch(spec, out, metadata=metadata, opset=opset, model=model)
     click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
-    click.echo(f"input {'x'.join(map(str, report.input_shape))} -> output {'x'.join(map(str, report.output_shape))}")
+    click.echo(f"input {_shape(report.input_shape)} -> output {_shape(report.output_shape)}")
     click.echo("onnx.checker: ok")
     click.echo(f"max abs diff ONNX Runtime vs torch (batch {report.batch_checked}): {report.max_abs_diff:.3g}")
     click.echo(f"{report.macs * 2 / 1e6:.2f} MFLOPs, {report.params:,} parameters")
