@@ -137,12 +137,15 @@ class ArchSpec:
     def save(self, path: str | Path) -> None:
         """Write YAML (or JSON if the suffix is .json)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".json":
-            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
         else:
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110),
-                            encoding="utf-8")
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ArchSpecError(f"cannot write arch file {path} ({exc})") from None
 
 
 def load_arch(path: str | Path) -> ArchSpec:

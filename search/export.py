@@ -194,8 +194,11 @@ def export_arch(arch: ArchSpec, out_path: str | Path, *, metadata: dict[str, Any
     if not diff <= tolerance:
         raise ExportError(f"ONNX Runtime output differs from torch by {diff:.3g} (allowed {tolerance:g})")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(data)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_bytes(data)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out_path} ({exc})") from None
     cost = count_cost(module, (1, *arch.input_shape))
     return ExportReport(path=out_path, opset=opset, input_shape=("batch", *arch.input_shape),
                         output_shape=("batch", *cost.output_shape[1:]),

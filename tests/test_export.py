@@ -98,6 +98,8 @@ def test_export_cli_on_tiny_arch(tmp_path) -> None:
     assert "onnx.checker: ok" in result.output
     bad = runner.invoke(cli, ["export", str(arch_path), "--out", str(tmp_path / "n.onnx"), "--meta", "novalue"])
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+    unwritable = runner.invoke(cli, ["export", str(arch_path), "--out", str(arch_path / "m.onnx")])
+    assert unwritable.exit_code == 2 and unwritable.output.startswith(f"error: cannot write {arch_path / 'm.onnx'}")
 
 
 def test_export_cli_with_trained_weights(tmp_path) -> None:

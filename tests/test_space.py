@@ -221,6 +221,8 @@ def test_space_and_arch_cli(tmp_path) -> None:
     shown = runner.invoke(cli, ["arch", "show", str(out)])
     assert shown.exit_code == 0, shown.output
     assert "total:" in shown.output and " stem " in shown.output and " head " in shown.output
+    unwritable = runner.invoke(cli, ["space", "sample", "tiny", "--out", str(out / "b.yaml")])
+    assert unwritable.exit_code == 2 and unwritable.output.startswith(f"error: cannot write arch file {out / 'b.yaml'}")
     bad = tmp_path / "bad.yaml"
     bad.write_text("space: tiny\n")
     failed = runner.invoke(cli, ["arch", "show", str(bad)])
