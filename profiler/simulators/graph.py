@@ -3,7 +3,8 @@
 ::
 
     ONNX bytes + input shapes ──> fix the graph inputs' dims ──> fold constant subgraphs
-          ──> onnx.shape_inference
+          ──> onnx.shape_inference ──> Shape nodes of known shapes become constants ──┐
+                      ^─────────────── fold again while any did ────────────────────┘
           ──> Graph(nodes=[GraphNode(name, op_type, inputs: [Tensor], outputs: [Tensor], attrs)] in topological order, outputs)
 
 A ``Tensor`` knows its shape (``None`` where inference could not tell), its element type and
@@ -141,6 +142,43 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:  # inference errors carry the op and the reason
+        raise WorkloadError(f"ONNX shape inference failed: {str(exc).splitlines()[0]}") from None
+
+
+def shapes_as_constants(model: onnx.ModelProto) -> bool:
+    """Replace every ``Shape`` node whose input shape is known by an initializer; whether any was.
+
+    ONNX's data propagation stops at ops such as ``Div`` (the exporter's ``channels // heads``), so
+    a ``Reshape`` fed by such arithmetic would keep an unknown shape; as constants, the next
+    ``fold_constants`` evaluates the arithmetic and shape inference sees the target shape.
+    """
+    graph = model.graph
+    shapes = {init.name: tuple(int(d) for d in init.dims) for init in graph.initializer}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        shape = _shape_of(value.type)
+        if shape is not None:
+            shapes.setdefault(value.name, shape)
+    kept: list[onnx.NodeProto] = []
+    constants: list[onnx.TensorProto] = []
+    for node in graph.node:
+        if node.op_type == "Shape" and node.domain in ("", "ai.onnx") and node.input[0] in shapes:
+            attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+            dims = shapes[node.input[0]][attrs.get("start", 0):attrs.get("end")]  # ONNX clamps like Python slicing
+            constants.append(numpy_helper.from_array(np.array(dims, dtype=np.int64), node.output[0]))
+        else:
+            kept.append(node)
+    if not constants:
+        return False
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(constants)
+    return True
+
+
 def load_graph(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> Graph:
     """The nodes of an ONNX model in execution order, shapes inferred at the given input shapes."""
     try:
@@ -148,11 +186,9 @@ def load_graph(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> Graph:
     except Exception as exc:  # onnx raises DecodeError and others for bad bytes
         raise WorkloadError(f"workload is not a valid ONNX model: {exc}") from None
     _fix_input_shapes(model, inputs)
-    model = fold_constants(model)
-    try:
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:  # inference errors carry the op and the reason
-        raise WorkloadError(f"ONNX shape inference failed: {str(exc).splitlines()[0]}") from None
+    model = _infer_shapes(fold_constants(model))
+    while shapes_as_constants(model):  # each round turns at least one Shape node into a constant
+        model = _infer_shapes(fold_constants(model))
 
     graph = model.graph
     tensors: dict[str, Tensor] = {}
