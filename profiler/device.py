@@ -221,6 +221,9 @@ def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:
     """Validate a parsed YAML mapping as a device; errors name ``source``."""
     if not isinstance(data, dict):
         raise DeviceConfigError(f"{source}: a device file must be a YAML mapping, got {type(data).__name__}")
+    if "source" in data:  # set by the loader, never by the file
+        allowed = sorted(name for name in DeviceConfig.model_fields if name != "source")
+        raise DeviceConfigError(f"{source}: unknown key 'source'; allowed: {', '.join(allowed)}")
     try:
         config = DeviceConfig.model_validate({**data, "source": source})
     except ValidationError as exc:

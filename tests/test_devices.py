@@ -123,6 +123,8 @@ def test_a_typo_is_named_as_an_unknown_key_with_the_allowed_ones(tmp_path):
     data = {key: value for key, value in GOOD.items() if key != "backend"} | {"backnd": "onnxruntime"}
     with pytest.raises(DeviceConfigError, match="unknown key 'backnd'; allowed: backend, description"):
         parse_device(data, "x.yaml")
+    with pytest.raises(DeviceConfigError, match="unknown key 'source'; allowed: backend, description"):
+        parse_device({**GOOD, "source": "elsewhere.yaml"}, "x.yaml")  # the loader's field, not the file's
     hardware = _simulator()["hardware"]
     hardware["dsp"] = hardware.pop("dsps")
     with pytest.raises(DeviceConfigError, match=r"unknown key 'hardware.dsp_array.dsp'; allowed: clock_mhz, .*dsps,"):
