@@ -191,13 +191,15 @@ def run_search(
     model: nn.Module = supernet
     if world > 1:
         model = nn.parallel.DistributedDataParallel(supernet, find_unused_parameters=True)
+    seconds_before = history[-1]["seconds"] if history else 0.0  # spent before an interruption
+    cpu_seconds_before = history[-1]["cpu_seconds"] if history else 0.0
     started, cpu_started = time.perf_counter(), time.process_time()
     bar = _progress(config.epochs, start_epoch, enabled=progress and rank == 0)
     for epoch in range(start_epoch, config.epochs):
         row = _train_epoch(model, supernet, weight_part, arch_part, weight_opt, arch_opt, config, epoch, rank, world)
         row["val_acc"] = evaluate_accuracy(supernet, data.val, mode=config.mode)
-        row["seconds"] = time.perf_counter() - started + (history[-1]["seconds"] if history else 0.0)
-        row["cpu_seconds"] = time.process_time() - cpu_started + (history[-1]["cpu_seconds"] if history else 0.0)
+        row["seconds"] = time.perf_counter() - started + seconds_before
+        row["cpu_seconds"] = time.process_time() - cpu_started + cpu_seconds_before
         history.append(row)
         if rank == 0:
             _save_checkpoint(out_dir, supernet, weight_opt, arch_opt, config, epoch, history)
