@@ -222,8 +222,8 @@ def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:
     if not isinstance(data, dict):
         raise DeviceConfigError(f"{source}: a device file must be a YAML mapping, got {type(data).__name__}")
     if "source" in data:  # set by the loader, never by the file
-        allowed = sorted(name for name in DeviceConfig.model_fields if name != "source")
-        raise DeviceConfigError(f"{source}: unknown key 'source'; allowed: {', '.join(allowed)}")
+        error = {"type": "extra_forbidden", "loc": ("source",), "msg": "", "input": data["source"]}
+        raise DeviceConfigError(f"{source}: {describe_validation_error(error, DeviceConfig)}")
     try:
         config = DeviceConfig.model_validate({**data, "source": source})
     except ValidationError as exc:

@@ -114,7 +114,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         candidates = _models_in(field.annotation)
     if len(candidates) != 1:
         return []
-    return sorted(name for name in candidates[0].model_fields if name != "source")
+    return sorted(name for name, field in candidates[0].model_fields.items() if not field.exclude)  # excluded: set by code
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
