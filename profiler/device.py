@@ -19,18 +19,14 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from profiler.errors import DeviceConfigError
-from profiler.yaml_config import describe_validation_error, first_error, read_yaml
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from profiler.yaml_config import StrictConfig, describe_validation_error, first_error, read_yaml
 
 
 # --------------------------------------------------------------------------- measurement policy
-class MeasurementPolicy(_Strict):
+class MeasurementPolicy(StrictConfig):
     """How a workload is timed: warm-up, adaptive repetition, cold cache, contention check."""
 
     warmup_runs: int = Field(5, ge=0, description="untimed runs before timing")
@@ -51,14 +47,14 @@ class MeasurementPolicy(_Strict):
 
 
 # --------------------------------------------------------------------------- backend options
-class OnnxRuntimeOptions(_Strict):
+class OnnxRuntimeOptions(StrictConfig):
     intra_op_threads: int = Field(1, ge=1)
     inter_op_threads: int = Field(1, ge=1)
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
     execution_provider: Literal["cpu", "cuda", "tensorrt", "openvino"] = "cpu"
 
 
-class OpenVinoOptions(_Strict):
+class OpenVinoOptions(StrictConfig):
     threads: int = Field(1, ge=1)
     # OpenVINO defaults to bf16 on CPUs that support it, so the precision is required.
     precision: Literal["f32", "f16", "bf16"]
@@ -66,18 +62,18 @@ class OpenVinoOptions(_Strict):
     performance_hint: Literal["latency", "throughput"] = "latency"
 
 
-class TorchOptions(_Strict):
+class TorchOptions(StrictConfig):
     threads: int = Field(1, ge=1)
     mode: Literal["eager", "torchscript", "compile"] = "eager"
 
 
-class TensorRtOptions(_Strict):
+class TensorRtOptions(StrictConfig):
     precision: Literal["fp32", "fp16", "int8"] = "fp16"
     workspace_mb: int = Field(1024, ge=16)
     device_index: int = Field(0, ge=0)
 
 
-class RemoteOptions(_Strict):
+class RemoteOptions(StrictConfig):
     url: str = Field(..., description="http(s)://HOST[:PORT] of the agent")
     token_env: str = Field("VIDLAT_AGENT_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     runtime: Literal["onnxruntime", "openvino", "tensorrt"] = "onnxruntime"
@@ -99,11 +95,11 @@ class RemoteOptions(_Strict):
         return url
 
 
-class SimulatorOptions(_Strict):
+class SimulatorOptions(StrictConfig):
     precision: Literal["int8", "int16", "fp16", "fp32"] = "int8"
 
 
-BACKEND_OPTIONS: dict[str, type[_Strict]] = {
+BACKEND_OPTIONS: dict[str, type[StrictConfig]] = {
     "onnxruntime": OnnxRuntimeOptions,
     "openvino": OpenVinoOptions,
     "torch": TorchOptions,
@@ -114,7 +110,7 @@ BACKEND_OPTIONS: dict[str, type[_Strict]] = {
 
 
 # --------------------------------------------------------------------------- simulator hardware
-class HostCpu(_Strict):
+class HostCpu(StrictConfig):
     """The host CPU that runs what the accelerator fabric cannot."""
 
     cores: int = Field(..., ge=1)
@@ -124,13 +120,13 @@ class HostCpu(_Strict):
     sync_us: float = Field(50.0, ge=0, description="hand-over from the fabric to the host and back (cache flush, interrupt)")
 
 
-class VectorUnit(_Strict):
+class VectorUnit(StrictConfig):
     """Lanes for pooling, elementwise ops and activations."""
 
     lanes: int = Field(..., ge=1)
 
 
-class DspArrayHardware(_Strict):
+class DspArrayHardware(StrictConfig):
     """Tiled DSP-array FPGA engine (the loop-tiling model of FPGA CNN accelerators)."""
 
     template: Literal["dsp_array"]
@@ -158,7 +154,7 @@ class DspArrayHardware(_Strict):
         return self
 
 
-class SystolicHardware(_Strict):
+class SystolicHardware(StrictConfig):
     """Weight-stationary systolic array NPU."""
 
     template: Literal["systolic"]
@@ -180,7 +176,7 @@ SimulatorHardware = Annotated[Union[DspArrayHardware, SystolicHardware], Field(d
 
 
 # --------------------------------------------------------------------------- the device
-class DeviceConfig(_Strict):
+class DeviceConfig(StrictConfig):
     """One device: its backend, backend options, measurement policy and (simulators) hardware."""
 
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9._-]*$")

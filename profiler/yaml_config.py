@@ -8,7 +8,8 @@
         "unknown key 'a.b'; allowed: ...", "field 'a.b': ... (got ...)", "missing required field 'a'"
 
 Device files, search spaces and arch specs all read through here, so every such mistake is one
-``VidlatError`` line of the caller's type that names the file.
+``VidlatError`` line of the caller's type that names the file; ``StrictConfig`` is the base of
+their schemas.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from profiler.errors import VidlatError
 
@@ -63,6 +64,12 @@ def read_yaml(path: str | Path, *, error: type[VidlatError], what: str) -> Any:
     except UnicodeDecodeError:
         raise error(f"{path}: cannot read {what} (not UTF-8 text; expected YAML)") from None
     return parse_yaml(text, source=str(path), error=error)
+
+
+class StrictConfig(BaseModel):
+    """Base of every config schema: an unknown key is an error, a loaded config does not change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def first_error(exc: ValidationError) -> dict[str, Any]:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import Field, PositiveInt, ValidationError
 
 from profiler.errors import VidlatError
 from profiler.workload import Workload
-from profiler.yaml_config import describe_validation_error, first_error, parse_yaml, read_yaml
+from profiler.yaml_config import StrictConfig, describe_validation_error, first_error, parse_yaml, read_yaml
 from search.arch import ArchSpec, load_arch, stem_output_shape
 from search.blocks import check_shapes, output_shape, parse_block
 from search.errors import BlockSpecError, SearchSpaceError
@@ -36,20 +36,16 @@ from search.workloads import block_workload, network_workload, stem_and_head
 SKIP = "skip"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StemConfig(_Strict):
+class StemConfig(StrictConfig):
     channels: int = Field(..., ge=1)
     temporal_kernel: int = Field(5, ge=1)
 
 
-class HeadConfig(_Strict):
+class HeadConfig(StrictConfig):
     channels: int = Field(..., ge=1)
 
 
-class StageConfig(_Strict):
+class StageConfig(StrictConfig):
     channels: int = Field(..., ge=1)
     stride: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 2, 2)
     depth: int = Field(..., ge=1, description="searchable layers in the stage")
@@ -57,7 +53,7 @@ class StageConfig(_Strict):
     candidates: list[str] = Field(..., min_length=1)
 
 
-class SpaceConfig(_Strict):
+class SpaceConfig(StrictConfig):
     name: str
     description: str = ""
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt]
