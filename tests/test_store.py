@@ -150,13 +150,21 @@ def test_sweep_records_unsupported_failed_and_crashes(store):
     assert table.loc["f", "reason"] == "RuntimeError: segv-ish boom" and table.loc["u", "status"] == "unsupported"
 
 
-def test_contended_is_remeasured_later_then_stored_flagged(store):
-    backend = ScriptedBackend({"a": [ok(9.0, contended=True), ok(1.5)], "b": [ok(5.0, contended=True)] * 3})
+def contended(median: float, cpu: float) -> Measurement:
+    measurement = ok(median, contended=True)
+    measurement.cpu_ms = cpu
+    return measurement
+
+
+def test_contended_is_remeasured_later_then_least_contended_stored_flagged(store):
+    backend = ScriptedBackend({"a": [ok(9.0, contended=True), ok(1.5)],
+                               "b": [contended(6.0, 2.0), contended(5.0, 2.5), contended(9.0, 3.0)]})
     summary = profile_workloads(backend, store, [workload("a"), workload("b"), workload("c")], progress=False, max_contended_retries=2)
     assert backend.calls == ["a", "b", "c", "a", "b", "b"]
     table = store.table("fake-dev").set_index("key")
     assert table.loc["a", "median_ms"] == 1.5 and not table.loc["a", "contended"]
-    assert table.loc["b", "contended"] and summary.contended == 1 and store.count("fake-dev") == 3
+    assert table.loc["b", "contended"] and table.loc["b", "median_ms"] == 5.0
+    assert summary.contended == 1 and store.count("fake-dev") == 3
 
 
 def test_transient_errors_back_off_then_give_up(store):
