@@ -17,10 +17,12 @@ The head pools globally, so the model also runs at smaller proxy shapes (e.g. 3x
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import yaml
@@ -36,9 +38,9 @@ HEAD_KEYS = {"channels"}
 
 
 def _sizes(values: Any, length: int) -> bool:
-    """Whether ``values`` is a list/tuple of ``length`` positive ints (YAML booleans are not sizes)."""
+    """Whether ``values`` is a list/tuple of ``length`` positive integers (numpy ones too; booleans are not)."""
     return (isinstance(values, list | tuple) and len(values) == length
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values))
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_) and v >= 1 for v in values))
 
 
 @dataclass
@@ -58,9 +60,13 @@ class ArchSpec:
 
     def __post_init__(self) -> None:
         self.validate()
-        self.input_shape = tuple(self.input_shape)  # type: ignore[assignment]
+        self.input_shape = tuple(int(size) for size in self.input_shape)  # type: ignore[assignment]
+        self.stem = {key: int(value) for key, value in self.stem.items()}
         self.layers = [str(parse_block(block)) for block in self.layers]  # canonical: "x3d_e2_k333" -> "x3d_k333_e2"
-        self.strides = [tuple(stride) for stride in self.strides]  # type: ignore[misc]
+        self.channels = [int(size) for size in self.channels]
+        self.strides = [tuple(int(size) for size in stride) for stride in self.strides]  # type: ignore[misc]
+        self.head = {key: int(value) for key, value in self.head.items()}
+        self.num_classes = int(self.num_classes)
 
     def validate(self) -> None:
         """``ArchSpecError`` naming the first inconsistency (types, sizes, and each block at its shapes)."""
@@ -79,11 +85,11 @@ class ArchSpec:
                 raise ArchSpecError(f"{name} must be a string, got {value!r}")
         if not isinstance(self.notes, dict):
             raise ArchSpecError(f"notes must be a mapping, got {self.notes!r}")
-        if not isinstance(self.layers, list) or not self.layers or not all(isinstance(b, str) for b in self.layers):
+        if not isinstance(self.layers, list | tuple) or not self.layers or not all(isinstance(b, str) for b in self.layers):
             raise ArchSpecError(f"layers must be a non-empty list of block strings, got {self.layers!r}")
-        if not isinstance(self.channels, list) or not _sizes(self.channels, len(self.channels)):
+        if not isinstance(self.channels, list | tuple) or not _sizes(self.channels, len(self.channels)):
             raise ArchSpecError(f"channels must be a list of positive integers, got {self.channels!r}")
-        if not isinstance(self.strides, list) or not all(_sizes(stride, 3) for stride in self.strides):
+        if not isinstance(self.strides, list | tuple) or not all(_sizes(stride, 3) for stride in self.strides):
             raise ArchSpecError(f"strides must be a list of [t, h, w] positive integers, got {self.strides!r}")
         if not len(self.layers) == len(self.channels) == len(self.strides):
             raise ArchSpecError(f"layers, channels and strides must have the same length, got "
