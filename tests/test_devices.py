@@ -203,3 +203,16 @@ def test_ctrl_c_is_one_line_and_promises_kept_work_only_where_it_is_kept(monkeyp
     monkeypatch.setattr(profiler.catalog, "shipped_device_files", interrupted)
     result = CliRunner().invoke(cli, ["devices", "list"])
     assert result.exit_code == 130 and result.output == "interrupted\n"
+
+
+def test_schema_backends_options_and_registry_name_the_same_backends():
+    import typing
+
+    from profiler.backends import BACKENDS, backend_class
+    from profiler.device import BACKEND_OPTIONS, DeviceConfig
+    from profiler.errors import BackendUnavailableError
+
+    allowed = set(typing.get_args(DeviceConfig.model_fields["backend"].annotation))
+    assert allowed == set(BACKEND_OPTIONS) == set(BACKENDS)
+    with pytest.raises(BackendUnavailableError, match="unknown backend 'tpu'; backends: onnxruntime, openvino"):
+        backend_class("tpu")
