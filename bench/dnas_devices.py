@@ -5,8 +5,8 @@
     vidlat search --device A  ──> arch_A ─┐   measure whole network on A and B (deployment shape)
     vidlat search --device B  ──> arch_B ─┴─> vidlat train each (same settings) ──> test accuracy
 
-Prints the 2x2 latency table (measured, and the lookup-table sum in brackets), each model's speed-up on
-its own device, test accuracy and search wall / CPU time. The lookup tables must be in the store
+Prints the 2x2 latency table (measured median wall ms / thread CPU ms where the device reports it,
+and the lookup-table sum in brackets), each model's speed-up on its own device (by wall and CPU time), test accuracy and search wall / CPU time. The lookup tables must be in the store
 (`vidlat profile --device D --space S --store STORE` for both devices).
 
     .venv/bin/python bench/dnas_devices.py --store /tmp/h5/default.sqlite --out runs/bench-dnas
@@ -43,13 +43,15 @@ def main() -> None:
                              "--out", str(out / f"search-{device}"), *common]
         for device in args.devices
     }
-    run_parallel(searches, workers=2, log_dir=out / "logs")
+    run_parallel(searches, workers=2, log_dir=out / "logs",
+                 done={f"search-{d}": out / f"search-{d}" / "report.json" for d in args.devices})
     trains = {
         f"train-{device}": ["train", str(out / f"search-{device}" / "arch.yaml"), "--epochs", str(args.train_epochs),
                             "--out", str(out / f"train-{device}"), *[a for a in common if a not in ("--space", args.space)]]
         for device in args.devices
     }
-    run_parallel(trains, workers=2, log_dir=out / "logs")
+    run_parallel(trains, workers=2, log_dir=out / "logs",
+                 done={f"train-{d}": out / f"train-{d}" / "train.json" for d in args.devices})
     space = load_space(args.space)
     rows = {}
     from search.dnas import device_latency_table
@@ -64,20 +66,29 @@ def main() -> None:
         for device in args.devices:
             table, fixed = tables[device]
             lut = fixed + sum(row[slot.candidates.index(block)] for row, slot, block in zip(table, space.layers, arch.layers))
-            latency[device] = {"measured_ms": measure_network(space, arch, device), "lut_ms": lut}
+            wall, cpu = measure_network(space, arch, device)
+            latency[device] = {"measured_ms": wall, "cpu_ms": cpu, "lut_ms": lut}
         rows[found] = {"layers": arch.layers, "latency": latency, "test_acc": trained["test_acc"],
                        "search_seconds": report["search_seconds"], "search_cpu_seconds": report["search_cpu_seconds"]}
     (out / "devices.json").write_text(json.dumps(rows, indent=1))
     a, b = args.devices
     print(f"space {args.space}, moving-digits {args.train_clips} clips, search {args.epochs} epochs, train {args.train_epochs} epochs")
-    print(f"{'model found for':<20} {'on ' + a:>22} {'on ' + b:>22} {'test acc':>9} {'search s (cpu)':>15}")
+    print(f"{'model found for':<20} {'on ' + a + ' wall/cpu (lut)':>30} {'on ' + b + ' wall/cpu (lut)':>30} {'test acc':>9} "
+          f"{'search s (cpu)':>15}")
+
+    def cell(entry: dict) -> str:
+        cpu = f"{entry['cpu_ms']:.2f}" if entry["cpu_ms"] is not None else "-"
+        return f"{entry['measured_ms']:.2f}/{cpu} ({entry['lut_ms']:.2f})"
+
     for found, row in rows.items():
-        cells = [f"{row['latency'][d]['measured_ms']:.2f} ({row['latency'][d]['lut_ms']:.2f})" for d in args.devices]
-        print(f"{found:<20} {cells[0]:>22} {cells[1]:>22} {row['test_acc']:>9.3f} "
+        cells = [cell(row["latency"][d]) for d in args.devices]
+        print(f"{found:<20} {cells[0]:>30} {cells[1]:>30} {row['test_acc']:>9.3f} "
               f"{row['search_seconds']:>7.0f} ({row['search_cpu_seconds']:.0f})")
     for device, other in ((a, b), (b, a)):
-        own, foreign = rows[device]["latency"][device]["measured_ms"], rows[other]["latency"][device]["measured_ms"]
-        print(f"on {device}: its own model is {foreign / own:.2f}x faster than the model found for {other}")
+        own, foreign = rows[device]["latency"][device], rows[other]["latency"][device]
+        ratios = [f"{foreign[k] / own[k]:.2f}x by {label}" for k, label in (("measured_ms", "wall"), ("cpu_ms", "CPU"), ("lut_ms", "table"))
+                  if own[k] and foreign[k]]
+        print(f"on {device}: its own model is faster than the model found for {other}: {', '.join(ratios)}")
     for found, row in rows.items():
         print(f"{found}: {' | '.join(row['layers'])}")
 

@@ -2,11 +2,13 @@
 
 ::
 
-    budget = lookup-table latency of the DNAS arch on the device (from bench/dnas_devices.py)
-    random archs of the space (seeds 0, 1, ...) with budget * band <= latency <= budget, first N
-        --vidlat train (same settings as the DNAS arch)--> test accuracy: DNAS vs best / mean of N
+    vidlat search --device D --target-ms T            ──> DNAS arch ─┐
+    random archs of the space (seeds 0, 1, ...) whose lookup-table   ├─ vidlat train (same settings)
+    latency on D is in [band * T, T], the first N                  ──┘      ──> test accuracy
 
-    .venv/bin/python bench/dnas_random.py --store /tmp/h5/default.sqlite --dnas runs/bench-dnas --n 4
+The search and the random trainings run side by side (``--workers`` processes, one thread each).
+
+    .venv/bin/python bench/dnas_random.py --store /tmp/h5/default.sqlite --target-ms 30 --n 4
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ def main() -> None:
     parser.add_argument("--device", default="ort-cpu-1t")
     parser.add_argument("--space", default="default")
     parser.add_argument("--store", required=True)
-    parser.add_argument("--dnas", default="runs/bench-dnas", help="output folder of bench/dnas_devices.py")
+    parser.add_argument("--target-ms", type=float, required=True, help="the latency budget of the search and of the random archs")
+    parser.add_argument("--out", default="runs/bench-random")
     parser.add_argument("--n", type=int, default=4, help="random archs to train")
     parser.add_argument("--band", type=float, default=0.8, help="keep random archs with latency >= band * budget")
-    parser.add_argument("--train-epochs", type=int, default=8)
-    parser.add_argument("--train-clips", type=int, default=1500)
+    parser.add_argument("--epochs", type=int, default=6, help="search epochs (2 weight-only warm-up)")
+    parser.add_argument("--train-epochs", type=int, default=6)
+    parser.add_argument("--train-clips", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    dnas = Path(args.dnas)
+    out = Path(args.out)
     space = load_space(args.space)
     with LatencyStore(args.store) as store:
         table, fixed = device_latency_table(space, device=args.device, store=store)
@@ -43,9 +48,7 @@ def main() -> None:
     def lut_ms(layers: list[str]) -> float:
         return fixed + sum(row[slot.candidates.index(b)] for row, slot, b in zip(table, space.layers, layers))
 
-    found = load_arch(dnas / f"search-{args.device}" / "arch.yaml")
-    found_acc = json.loads((dnas / f"train-{args.device}" / "train.json").read_text())["test_acc"]
-    budget = lut_ms(found.layers)
+    budget = args.target_ms
     picked, tried = [], 0
     for seed in range(20_000):
         arch = space.sample(seed)
@@ -54,24 +57,33 @@ def main() -> None:
             picked.append(arch)
             if len(picked) == args.n:
                 break
-    out = dnas / f"random-{args.device}"
-    jobs = {}
+    common = ["--train-clips", str(args.train_clips), "--seed", str(args.seed)]
+    train = ["--epochs", str(args.train_epochs), *common]
+    jobs = {"search": ["search", "--device", args.device, "--space", args.space, "--store", args.store,
+                       "--target-ms", str(budget), "--epochs", str(args.epochs), "--out", str(out / "search"), *common]}
     for arch in picked:
-        arch.save(out / f"{arch.name}.yaml")
-        jobs[arch.name] = ["train", str(out / f"{arch.name}.yaml"), "--epochs", str(args.train_epochs),
-                           "--train-clips", str(args.train_clips), "--seed", str(args.seed), "--out", str(out / arch.name)]
-    run_parallel(jobs, workers=2, log_dir=out / "logs")
-    rows = [(arch.name, lut_ms(arch.layers), json.loads((out / arch.name / "train.json").read_text())["test_acc"]) for arch in picked]
+        arch.save(out / "random" / f"{arch.name}.yaml")
+        jobs[arch.name] = ["train", str(out / "random" / f"{arch.name}.yaml"), *train, "--out", str(out / "random" / arch.name)]
+    run_parallel(jobs, workers=args.workers, log_dir=out / "logs")
+    run_parallel({"train-dnas": ["train", str(out / "search" / "arch.yaml"), *train, "--out", str(out / "train-dnas")]},
+                 workers=1, log_dir=out / "logs")
+    found = load_arch(out / "search" / "arch.yaml")
+    found_acc = json.loads((out / "train-dnas" / "train.json").read_text())["test_acc"]
+    rows = [(arch.name, lut_ms(arch.layers), json.loads((out / "random" / arch.name / "train.json").read_text())["test_acc"])
+            for arch in picked]
     accs = [acc for _, _, acc in rows]
-    print(f"{args.device}, space {args.space}: budget {budget:.2f} ms (DNAS arch), random archs in "
-          f"[{args.band * budget:.2f}, {budget:.2f}] ms: {len(picked)} of {tried} sampled; train {args.train_epochs} epochs")
+    print(f"{args.device}, space {args.space}: budget {budget:.2f} ms; random archs in [{args.band * budget:.2f}, {budget:.2f}] ms: "
+          f"first {len(picked)} of {tried} sampled; {args.train_clips} clips, train {args.train_epochs} epochs")
     print(f"{'model':<28} {'LUT ms':>8} {'test acc':>9}")
-    print(f"{'DNAS (' + args.device + ')':<28} {budget:>8.2f} {found_acc:>9.3f}")
+    print(f"{'DNAS (target ' + str(budget) + ' ms)':<28} {lut_ms(found.layers):>8.2f} {found_acc:>9.3f}")
     for name, ms, acc in rows:
         print(f"{name:<28} {ms:>8.2f} {acc:>9.3f}")
     if accs:
         print(f"random: best {max(accs):.3f}, mean {sum(accs) / len(accs):.3f} (N={len(accs)})")
-    (out / "random.json").write_text(json.dumps({"budget_ms": budget, "dnas_acc": found_acc, "random": rows}, indent=1))
+    print(f"DNAS arch: {' | '.join(found.layers)}")
+    (out / "random.json").write_text(json.dumps(
+        {"budget_ms": budget, "dnas": {"layers": found.layers, "lut_ms": lut_ms(found.layers), "test_acc": found_acc},
+         "random": rows}, indent=1))
 
 
 if __name__ == "__main__":
