@@ -216,3 +216,10 @@ def test_schema_backends_options_and_registry_name_the_same_backends():
     assert allowed == set(BACKEND_OPTIONS) == set(BACKENDS)
     with pytest.raises(BackendUnavailableError, match="unknown backend 'tpu'; backends: onnxruntime, openvino"):
         backend_class("tpu")
+
+
+def test_devices_check_runs_the_probe_on_a_torch_device():
+    pytest.importorskip("torch")
+    result = CliRunner().invoke(cli, ["devices", "check", "torch-cpu-1t"])
+    assert result.exit_code == 0, result.output
+    assert "torch-cpu-1t: reached (torch)" in result.output and "probe probe_conv3d_k333" in result.output

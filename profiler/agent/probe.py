@@ -3,9 +3,15 @@
 No torch: the check runs wherever the profiler core runs. ::
 
     x (1, C, T, S, S) ──Conv3d C->C, k=3x3x3, pad 1──> Relu ──> y (1, C, T, S, S)    (default C=8, T=4, S=16)
+
+The workload's ``builder`` makes the same network as a torch module (torch imported only when it is
+called), so a torch device passes the check too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,4 +48,20 @@ def probe_workload(*, channels: int = 8, frames: int = 4, size: int = 16) -> Wor
         onnx=model.SerializeToString(),
         inputs={"x": tuple(shape)},
         spec={"op": "probe", "macs": macs, "flops": 2 * macs},
+        builder=_torch_builder(weight, bias),
     )
+
+
+def _torch_builder(weight: np.ndarray, bias: np.ndarray) -> Callable[[], Any]:
+    """A zero-arg builder of the probe as ``Conv3d + ReLU`` with the ONNX model's weights."""
+
+    def build() -> Any:
+        import torch
+
+        conv = torch.nn.Conv3d(weight.shape[1], weight.shape[0], 3, padding=1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(weight))
+            conv.bias.copy_(torch.from_numpy(bias))
+        return torch.nn.Sequential(conv, torch.nn.ReLU()).eval()
+
+    return build
