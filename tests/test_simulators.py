@@ -149,6 +149,8 @@ def test_conv3d_is_decomposed_on_zcu102_and_runs_on_the_host_of_z7020():
     moved = (32 * 8 * 14 * 14) * 2 + 32 * 32 * 27
     assert z7020.cost.status == "host_fallback" and "conv3d: host" in z7020.cost.reason
     assert z7020.cost.cycles == pytest.approx(2 * zcu.cost.macs / flops_per_cycle + moved * 2 / (4.2e9 * 0.6 / 150e6) + 50 * 150)
+    totals = simulate(Z7020, model).totals()
+    assert totals["macs"] == zcu.cost.macs and totals["utilisation"] == 0  # host MACs do not count for the array
 
 
 def test_3d_heavy_is_markedly_slower_than_2d_only_of_similar_flops_on_zcu102_not_on_the_npu():

@@ -104,10 +104,17 @@ class SimulationReport:
 
     @property
     def macs(self) -> int:
+        """Every MAC of the model, wherever it runs (array or host)."""
         return sum(node.cost.macs for node in self.nodes)
 
+    @property
+    def array_macs(self) -> int:
+        """The MACs the MAC array runs (not those that fell back to the host)."""
+        return sum(node.cost.macs for node in self.nodes if node.cost.unit == "array")
+
     def totals(self) -> dict[str, Any]:
-        """Cycles, MACs, utilisation and the milliseconds per status, unit and bound."""
+        """Cycles, MACs, the MAC array's utilisation (its MACs over its peak for every cycle) and the
+        milliseconds per status, unit and bound."""
         by: dict[str, dict[str, float]] = {"status_ms": {}, "unit_ms": {}, "bound_ms": {}}
         for node in self.nodes:
             if node.cost.status == "unsupported" or not node.latency_ms:
@@ -121,7 +128,7 @@ class SimulationReport:
             "cycles": round(cycles, 1),
             "latency_ms": self.latency_ms,
             "macs": self.macs,
-            "utilisation": round(self.macs / (cycles * self.peak_macs_per_cycle), 4) if cycles > 0 else 0.0,
+            "utilisation": round(self.array_macs / (cycles * self.peak_macs_per_cycle), 4) if cycles > 0 else 0.0,
             "nodes": len(self.nodes),
             **by,
         }
