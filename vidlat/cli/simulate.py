@@ -78,7 +78,7 @@ def simulate(device: str, show_all: bool, model: str) -> None:
     config = resolve_device(device)
     if config.backend != "simulator":
         raise WorkloadError(f"device '{config.name}' has backend '{config.backend}'; vidlat simulate needs a simulator device (vidlat profile measures the others)")
-    workload = onnx_file_workload(model) if model.endswith(".onnx") else arch_workload(model)
+    workload = onnx_file_workload(model) if model.lower().endswith(".onnx") else arch_workload(model)
     report = Simulator(config).simulate_onnx(workload.onnx, workload.inputs)
     for line in format_report(report, show_all=show_all):
         click.echo(line)
