@@ -34,6 +34,7 @@ from search.blocks.common import ConvBN
 from search.errors import ArchSpecError, BlockSpecError
 
 STEM_KEYS = {"channels", "temporal_kernel"}
+STEM_TEMPORAL_KERNEL = 5  # the stem's depthwise temporal kernel where an arch does not say
 HEAD_KEYS = {"channels"}
 
 
@@ -61,7 +62,10 @@ class ArchSpec:
     def __post_init__(self) -> None:
         self.validate()
         self.input_shape = tuple(int(size) for size in self.input_shape)  # type: ignore[assignment]
-        self.stem = {key: int(value) for key, value in self.stem.items()}
+        # one spelling per network, so that its digest (and network key) does not depend on how the file
+        # ordered the stem's keys or whether it spelled out the default temporal kernel
+        self.stem = {"channels": int(self.stem["channels"]),
+                     "temporal_kernel": int(self.stem.get("temporal_kernel", STEM_TEMPORAL_KERNEL))}
         self.layers = [str(parse_block(block)) for block in self.layers]  # canonical: "x3d_e2_k333" -> "x3d_k333_e2"
         self.channels = [int(size) for size in self.channels]
         self.strides = [tuple(int(size) for size in stride) for stride in self.strides]  # type: ignore[misc]
@@ -164,7 +168,7 @@ def stem_output_shape(input_shape: tuple[int, int, int, int], channels: int) -> 
     return output_shape(input_shape, out_channels=channels, stride=(1, 2, 2))
 
 
-def create_stem(*, in_channels: int, out_channels: int, temporal_kernel: int = 5) -> nn.Module:
+def create_stem(*, in_channels: int, out_channels: int, temporal_kernel: int = STEM_TEMPORAL_KERNEL) -> nn.Module:
     """X3D stem: 1x3x3 conv at spatial stride 2, depthwise temporal kt x 1 x 1 conv, BN, ReLU."""
     return nn.Sequential(
         nn.Conv3d(in_channels, out_channels, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
@@ -215,6 +219,6 @@ def build_model(arch: ArchSpec) -> VideoNet:
             raise ArchSpecError(f"layer {index} ({block}): {exc}") from exc
         in_channels = out
     stem = create_stem(in_channels=arch.input_shape[0], out_channels=arch.stem["channels"],
-                       temporal_kernel=arch.stem.get("temporal_kernel", 5))
+                       temporal_kernel=arch.stem["temporal_kernel"])
     head = create_head(in_channels=in_channels, hidden_channels=arch.head["channels"], num_classes=arch.num_classes)
     return VideoNet(stem, layers, head)

@@ -14,7 +14,7 @@ from search import ArchSpecError, SearchSpaceError, build_model, load_arch, load
 from search.arch import ArchSpec
 from search.blocks import BLOCKS, parse_block
 from search.space import resolve_arch
-from search.workloads import block_workload
+from search.workloads import arch_digest, block_workload
 from vidlat.cli import cli
 
 SPEC_KEYS = {"op", "block", "c_in", "c_out", "t", "h", "w", "kt", "kh", "kw", "stride_t", "stride_s", "expansion", "se",
@@ -154,6 +154,16 @@ def test_bad_arch_files(tmp_path, edit, message: str) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ArchSpecError, match=message):
         load_arch(path)
+
+
+def test_arch_stem_has_one_spelling_so_the_network_key_does_not_depend_on_the_file() -> None:
+    arch = load_space("tiny").sample(0)
+    data = arch.to_dict()
+    reordered = ArchSpec.from_dict({**data, "stem": {"temporal_kernel": 3, "channels": 8}})
+    assert reordered == arch and arch_digest(reordered) == arch_digest(arch)
+    implicit = ArchSpec.from_dict({**data, "stem": {"channels": 8}})
+    assert implicit.stem == {"channels": 8, "temporal_kernel": 5}
+    assert implicit == ArchSpec.from_dict({**data, "stem": {"channels": 8, "temporal_kernel": 5}})
 
 
 def test_arch_layers_are_canonical_block_strings() -> None:
