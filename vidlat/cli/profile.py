@@ -115,6 +115,9 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
         backend.close()
 
 
+TOP_NODES = 15
+
+
 def _echo_onnx_result(store: LatencyStore, device_name: str, key: str) -> None:
     row = store.table(device_name, keys=[key]).iloc[0]
     if row["status"] != "ok":
@@ -122,6 +125,13 @@ def _echo_onnx_result(store: LatencyStore, device_name: str, key: str) -> None:
         return
     click.echo(f"{key}: median {row['median_ms']:.3f} ms (p10 {row['p10_ms']:.3f}, p90 {row['p90_ms']:.3f}, {row['runs']} runs)")
     nodes = store.node_times(device_name, key)
-    if not nodes.empty:
-        nodes = nodes.sort_values("median_ms", ascending=False)
-        click.echo(nodes[["node", "op_type", "median_ms", "share"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if nodes.empty:
+        return
+    ms = lambda v: f"{v:.4f}"  # noqa: E731
+    nodes = nodes.sort_values("median_ms", ascending=False)
+    click.echo(f"\nslowest nodes (of {len(nodes)}; all are in the store):")
+    click.echo(nodes.head(TOP_NODES)[["node", "op_type", "median_ms", "share"]].to_string(index=False, float_format=ms))
+    by_op = nodes.groupby("op_type")[["median_ms", "share"]].sum().sort_values("median_ms", ascending=False)
+    by_op.insert(0, "nodes", nodes.groupby("op_type").size())
+    click.echo("\nper operator type:")
+    click.echo(by_op.to_string(float_format=ms))
