@@ -15,7 +15,7 @@ import click
 
 
 @click.command("train")
-@click.argument("arch_file", metavar="ARCH", type=click.Path(dir_okay=False))
+@click.argument("arch_file", metavar="ARCH")
 @click.option("--data", default="moving-digits", show_default=True, help="'moving-digits' or a folder of class sub-folders of .mp4/.avi clips")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
@@ -26,27 +26,28 @@ import click
 @click.option("--size", type=click.IntRange(16), default=32, show_default=True, help="proxy clip height and width")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch intra-op threads")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/train-<arch file stem>]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/train-<arch name>]")
 def train(arch_file: str, data: str, epochs: int, batch_size: int, lr: float, train_clips: int, test_clips: int,
           frames: int, size: int, seed: int, threads: int, out_dir: str | None) -> None:
-    """Train ARCH from scratch; writes OUT/weights.pt and OUT/train.json and prints the test accuracy."""
+    """Train ARCH (a file or SPACE:REFERENCE, e.g. default:x3d-xs) from scratch; writes OUT/weights.pt,
+    OUT/arch.yaml and OUT/train.json and prints the test accuracy."""
     import dataclasses
 
     import torch
 
-    from search.arch import load_arch
     from search.data import load_data
+    from search.space import resolve_arch
     from search.train import TrainConfig, save_weights, train_arch
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
-    arch = load_arch(arch_file)
+    arch = resolve_arch(arch_file)
     classes = arch.num_classes if arch.num_classes in range(2, 11, 2) else 10
     clips = load_data(data, channels=arch.input_shape[0], frames=frames, size=size, seed=seed,
                       n_train=train_clips, n_val=max(100, train_clips // 5), n_test=test_clips, num_classes=classes)
     if clips.num_classes != arch.num_classes:
         arch = dataclasses.replace(arch, num_classes=clips.num_classes)
-    out = Path(out_dir) if out_dir else Path("runs") / f"train-{Path(arch_file).stem}"
+    out = Path(out_dir) if out_dir else Path("runs") / f"train-{Path(arch_file).stem.replace(':', '-')}"
     click.echo(f"train {arch.name or arch_file} on {data} {clips.clip_shape} x {len(clips.train)} clips, {epochs} epochs -> {out}")
     result = train_arch(arch, clips, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed))
     save_weights(result.model, out / "weights.pt")
