@@ -194,7 +194,10 @@ class DeviceConfig(StrictConfig):
         if self.backend != "simulator" and self.hardware is not None:
             raise ValueError(f"'hardware' is only for simulator devices, not backend '{self.backend}'")
         if isinstance(self.hardware, DspArrayHardware):
-            precision = self.options.get("precision", SimulatorOptions().precision)
+            try:
+                precision = SimulatorOptions.model_validate(self.options).precision
+            except ValidationError:
+                return self  # parse_device reports the bad option, naming it
             per_mac = self.hardware.dsps_per_mac.get(precision)
             if per_mac is None:
                 raise ValueError(f"hardware.dsps_per_mac has no entry for precision '{precision}'; has: {', '.join(self.hardware.dsps_per_mac)}")

@@ -223,3 +223,9 @@ def test_devices_check_runs_the_probe_on_a_torch_device():
     result = CliRunner().invoke(cli, ["devices", "check", "torch-cpu-1t"])
     assert result.exit_code == 0, result.output
     assert "torch-cpu-1t: reached (torch)" in result.output and "probe probe_conv3d_k333" in result.output
+
+
+def test_a_simulator_precision_of_the_wrong_type_is_a_field_error():
+    data = {**_simulator(), "options": {"precision": ["int8"]}}
+    with pytest.raises(DeviceConfigError, match=re.escape("field 'options.precision': input should be 'int8'")):
+        parse_device(data, "zcu.yaml")
