@@ -90,7 +90,7 @@ def run(ctx: click.Context, device_name: str, space_name: str, data: str, networ
     seconds["export"] = time.perf_counter() - begin
 
     begin = _step(f"6/6 measure the exported model on {device.name}")
-    ctx.invoke(profile, device_name=device_name, onnx_path=str(model_file), store_path=store, remeasure=True)
+    ctx.invoke(profile, device_name=device_name, onnx_path=str(model_file), store_path=store, resume=False)
     seconds["measure"] = time.perf_counter() - begin
 
     from vidlat.cli.profile import onnx_file_workload
