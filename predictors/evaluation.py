@@ -122,7 +122,8 @@ def split_networks(networks: pd.DataFrame, *, calibration_networks: int = 10, se
 def regressor_entries(entries: pd.DataFrame, kind: str, *, extra_blocks: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
     """``entries`` with every measured block's latency replaced by an out-of-fold regressor prediction
     (``extra_blocks``: measured blocks outside the space, columns spec and median_ms, used for training only)."""
-    blocks = entries[(entries["layer"] != FIXED_LAYER) & entries["median_ms"].notna()].drop_duplicates("key")
+    # zero-latency blocks (an identity on a simulator) keep their measured 0: log latency cannot learn them
+    blocks = entries[(entries["layer"] != FIXED_LAYER) & (entries["median_ms"] > 0)].drop_duplicates("key")
     if "spec" not in blocks.columns or blocks["spec"].isna().any():
         raise PredictorError("the regressor row needs the spec of every measured block")
     extra = extra_blocks if extra_blocks is not None else pd.DataFrame(columns=["spec", "median_ms"])
@@ -131,7 +132,8 @@ def regressor_entries(entries: pd.DataFrame, kind: str, *, extra_blocks: pd.Data
                                                        seed=seed)))
     replaced = entries.copy()
     is_block = replaced["layer"] != FIXED_LAYER
-    replaced.loc[is_block, "median_ms"] = replaced.loc[is_block, "key"].map(predicted)
+    learned = is_block & replaced["key"].isin(predicted)
+    replaced.loc[learned, "median_ms"] = replaced.loc[learned, "key"].map(predicted)
     return replaced
 
 
