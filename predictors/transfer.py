@@ -56,9 +56,11 @@ class FewShotTransfer:
         return self
 
     def predict(self, source_ms: Sequence[float], groups: Sequence[str] | None = None) -> np.ndarray:
-        s = np.log(np.asarray(source_ms, dtype=float))
+        """Target ms; a source latency of 0 (an identity on a simulator) stays 0."""
+        source = np.asarray(source_ms, dtype=float)
+        s = np.log(np.where(source > 0, source, 1.0))
         offset = np.array([self.offsets.get(g, 0.0) for g in groups]) if groups is not None else 0.0
-        return np.exp(self.slope * s + self.intercept + offset)
+        return np.where(source > 0, np.exp(self.slope * s + self.intercept + offset), 0.0)
 
 
 def few_shot_curve(
