@@ -22,6 +22,12 @@ class Availability:
     reason: str = ""
 
 
+def runtime_message(exc: BaseException) -> str:
+    """A runtime's exception as one line (type and text, whitespace folded, at most 500 characters)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
     try:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from profiler.backends.base import Availability, Backend, host_fingerprint
+from profiler.backends.base import Availability, Backend, host_fingerprint, runtime_message
 from profiler.device import DeviceConfig
 from profiler.protocol import measure_callable
 from profiler.workload import Measurement, Workload
@@ -32,11 +32,6 @@ PROVIDERS = {
     "openvino": "OpenVINOExecutionProvider",
 }
 PROFILE_RUNS = 10
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -117,7 +112,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             session = self._session(workload)
         except Exception as exc:  # the runtime rejected the model
-            return Measurement.unsupported(_one_line(exc))
+            return Measurement.unsupported(runtime_message(exc))
         expected = {item.name for item in session.get_inputs()}
         if expected != set(workload.inputs):
             return Measurement.failed(f"model inputs {sorted(expected)} differ from the workload's {sorted(workload.inputs)}")
@@ -126,7 +121,7 @@ class OnnxRuntimeBackend(Backend):
             run = self._bound_run(session, inputs)
             measurement = measure_callable(run, self.policy)
         except Exception as exc:
-            return Measurement.failed(_one_line(exc))
+            return Measurement.failed(runtime_message(exc))
         finally:
             del session
         if self.options.execution_provider != "cpu":

@@ -20,16 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from profiler.backends.base import Backend, host_fingerprint
+from profiler.backends.base import Backend, host_fingerprint, runtime_message
 from profiler.protocol import measure_callable
 from profiler.workload import Measurement, Workload
 
 PROFILE_RUNS = 10
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500]
 
 
 class OpenVinoBackend(Backend):
@@ -86,11 +81,11 @@ class OpenVinoBackend(Backend):
                 return Measurement.failed(f"model inputs {sorted(names)} differ from the workload's {sorted(workload.inputs)}")
             request = self._request(model, inputs)
         except Exception as exc:  # conversion or compilation rejected the model
-            return Measurement.unsupported(_one_line(exc))
+            return Measurement.unsupported(runtime_message(exc))
         try:
             measurement = measure_callable(request.infer, self.policy)
         except Exception as exc:
-            return Measurement.failed(_one_line(exc))
+            return Measurement.failed(runtime_message(exc))
         finally:
             del request
         if self.policy.per_node:

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from profiler.backends.base import Backend, host_fingerprint
+from profiler.backends.base import Backend, host_fingerprint, runtime_message
 from profiler.protocol import measure_callable
 from profiler.workload import Measurement, Workload
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500]
 
 
 class TorchBackend(Backend):
@@ -71,4 +66,4 @@ class TorchBackend(Backend):
 
                 return measure_callable(run, self.policy)
         except Exception as exc:
-            return Measurement.failed(_one_line(exc))
+            return Measurement.failed(runtime_message(exc))
