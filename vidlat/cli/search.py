@@ -127,6 +127,10 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
     click.echo(f"derived arch: {' | '.join(arch.layers)}")
     click.echo(f"predicted latency on {device_name}: {result.derived_ms:.3f} ms (expected {result.expected_ms:.3f} ms), "
                f"supernet val acc {last['val_acc']:.3f}, search {result.seconds:.0f} s")
+    if abs(result.derived_ms - result.expected_ms) > 0.25 * result.expected_ms:
+        click.echo(f"note: the argmax arch ({result.derived_ms:.2f} ms) is far from the expected latency "
+                   f"({result.expected_ms:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
+                   f"or a faster --temperature-decay", err=True)
     click.echo(f"wrote {out / 'arch.yaml'}, {out / 'report.json'}, {plots['heatmap']}, {plots['latency']}, {out / 'search_log.json'}")
     if distributed:
         dist.destroy_process_group()
