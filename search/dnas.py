@@ -292,6 +292,51 @@ def write_report(result: SearchResult, out_dir: str | Path, *, candidates: list[
     return paths
 
 
+def search_device(
+    space: Any,
+    clips: ClipSplits,
+    config: SearchConfig,
+    *,
+    latency_table: list[list[float]],
+    fixed_ms: float,
+    device: str,
+    out_dir: str | Path,
+    data_name: str = "",
+    progress: bool = True,
+) -> dict[str, Any] | None:
+    """The whole search of ``space`` for one device, as ``vidlat search`` runs it.
+
+    supernet (latency table) --run_search--> derived arch --> OUT/arch.yaml, report.json, PNGs.
+    Returns the report (also written as ``report.json``); ``None`` on ranks other than 0 under DDP.
+    """
+    from search.supernet import create_supernet, derived_arch
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(config.seed)
+    supernet = create_supernet(space, latency_table=latency_table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
+    result = run_search(supernet, clips, config, out_dir=out_dir, progress=progress)
+    rank, world = _distributed()
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        return None
+    notes = {"device": device, "predicted_ms": round(result.derived_ms, 4), "search": str(out_dir)}
+    arch = derived_arch(space, supernet, name=f"dnas-{device}-{space.name}", notes=notes)
+    arch.save(out_dir / "arch.yaml")
+    plots = write_report(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=f"{device} / {space.name}")
+    last = result.history[-1]
+    report = {
+        "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
+        "target_ms": config.target_ms, "predicted_ms": result.derived_ms, "expected_ms": result.expected_ms,
+        "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"], "search_seconds": result.seconds,
+        "search_cpu_seconds": result.cpu_seconds, "epochs": len(result.history), "resumed_from_epoch": result.resumed_from,
+        "layers": arch.layers,
+        "files": {"arch": str(out_dir / "arch.yaml"), "log": str(out_dir / LOG), **{k: str(v) for k, v in plots.items()}},
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
 def _progress(total: int, done: int, *, enabled: bool):
     if not enabled:
         return None
@@ -390,6 +435,7 @@ __all__ = [
     "fbnet_loss",
     "fbnet_unit_ms",
     "run_search",
+    "search_device",
     "split_for_arch",
     "target_loss",
     "temperature_at",

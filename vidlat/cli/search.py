@@ -12,7 +12,6 @@ Started under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParall
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -66,9 +65,8 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
     import torch.distributed as dist
 
     from search.data import load_data
-    from search.dnas import SearchConfig, device_latency_table, fbnet_unit_ms, run_search, write_report
+    from search.dnas import SearchConfig, device_latency_table, fbnet_unit_ms, search_device
     from search.space import load_space
-    from search.supernet import create_supernet, derived_arch
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
@@ -98,39 +96,20 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
         latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
         arch_lr=arch_lr, seed=seed,
     )
-    torch.manual_seed(seed)
-    supernet = create_supernet(space, latency_table=table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
     if rank == 0:
         click.echo(f"search on {device_name}, space {space.name} ({len(space.layers)} layers, {space.size():.2e} archs), "
                    f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode -> {out}")
-    result = run_search(supernet, clips, config, out_dir=out, progress=rank == 0)
-    if distributed:
-        dist.barrier()
-    if rank != 0:
-        dist.destroy_process_group()
-        return
-    notes = {"device": device_name, "predicted_ms": round(result.derived_ms, 4), "search": str(out)}
-    arch = derived_arch(space, supernet, name=f"dnas-{device_name}-{space.name}", notes=notes)
-    arch.save(out / "arch.yaml")
-    plots = write_report(result, out, candidates=[slot.candidates for slot in space.layers],
-                         title=f"{device_name} / {space.name}")
-    last = result.history[-1]
-    report = {
-        "device": device_name, "space": space.name, "data": data, "loss": config.loss, "mode": mode,
-        "target_ms": target_ms, "predicted_ms": result.derived_ms, "expected_ms": result.expected_ms,
-        "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"], "search_seconds": result.seconds, "search_cpu_seconds": result.cpu_seconds,
-        "epochs": len(result.history), "resumed_from_epoch": result.resumed_from, "layers": arch.layers,
-        "files": {"arch": str(out / "arch.yaml"), "log": str(out / "search_log.json"),
-                  **{name: str(p) for name, p in plots.items()}},
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    click.echo(f"derived arch: {' | '.join(arch.layers)}")
-    click.echo(f"predicted latency on {device_name}: {result.derived_ms:.3f} ms (expected {result.expected_ms:.3f} ms), "
-               f"supernet val acc {last['val_acc']:.3f}, search {result.seconds:.0f} s")
-    if abs(result.derived_ms - result.expected_ms) > 0.25 * result.expected_ms:
-        click.echo(f"note: the argmax arch ({result.derived_ms:.2f} ms) is far from the expected latency "
-                   f"({result.expected_ms:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
-                   f"or a faster --temperature-decay", err=True)
-    click.echo(f"wrote {out / 'arch.yaml'}, {out / 'report.json'}, {plots['heatmap']}, {plots['latency']}, {out / 'search_log.json'}")
+    report = search_device(space, clips, config, latency_table=table, fixed_ms=fixed_ms, device=device_name,
+                           out_dir=out, data_name=data, progress=rank == 0)
+    if report is not None:
+        files = report["files"]
+        click.echo(f"derived arch: {' | '.join(report['layers'])}")
+        click.echo(f"predicted latency on {device_name}: {report['predicted_ms']:.3f} ms (expected {report['expected_ms']:.3f} ms), "
+                   f"supernet val acc {report['val_acc_supernet']:.3f}, search {report['search_seconds']:.0f} s")
+        if abs(report["predicted_ms"] - report["expected_ms"]) > 0.25 * report["expected_ms"]:
+            click.echo(f"note: the argmax arch ({report['predicted_ms']:.2f} ms) is far from the expected latency "
+                       f"({report['expected_ms']:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
+                       f"or a faster --temperature-decay", err=True)
+        click.echo(f"wrote {files['arch']}, {out / 'report.json'}, {files['heatmap']}, {files['latency']}, {files['log']}")
     if distributed:
         dist.destroy_process_group()
