@@ -14,16 +14,17 @@ from predictors.errors import LUTMissError, PredictorError, PredictorMismatchErr
 from predictors.evaluation import EvaluationReport, evaluate_networks
 from predictors.features import FeatureSet
 from predictors.fit import fit_predictor
-from predictors.lut import LUTPredictor, measured_entries, space_entries
+from predictors.lut import LUTPredictor, latency_ms, measured_entries, space_entries
 from predictors.metrics import evaluate
 from predictors.network import Calibration, NetworkPredictor, fit_calibration, network_frame
 from predictors.persist import FittedPredictor
-from predictors.regressors import REGRESSORS, LatencyRegressor, select_regressor
+from predictors.regressors import REGRESSORS, LatencyRegressor, family_errors, out_of_fold_ms, select_regressor
 from predictors.transfer import FewShotTransfer, few_shot_curve
 
 __all__ = [
     "REGRESSORS", "Calibration", "EvaluationReport", "FeatureSet", "FewShotTransfer", "FittedPredictor",
     "LUTMissError", "LUTPredictor", "LatencyRegressor", "NetworkPredictor", "PredictorError",
-    "PredictorMismatchError", "evaluate", "evaluate_networks", "few_shot_curve", "fit_calibration", "fit_predictor",
-    "measured_entries", "network_frame", "select_regressor", "space_entries",
+    "PredictorMismatchError", "evaluate", "evaluate_networks", "family_errors", "few_shot_curve", "fit_calibration",
+    "fit_predictor", "latency_ms", "measured_entries", "network_frame", "out_of_fold_ms", "select_regressor",
+    "space_entries",
 ]
