@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from profiler.backends.base import Backend
+from profiler.backends.base import Backend, runtime_message
 from profiler.errors import TransientDeviceError, VidlatError
 from profiler.store import LatencyStore
 from profiler.workload import Measurement, Workload
@@ -73,7 +73,7 @@ def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
     except VidlatError as exc:
         return Measurement.failed(str(exc))
     except Exception as exc:  # a backend bug or a runtime crash that surfaced as an exception
-        return Measurement.failed(f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500])
+        return Measurement.failed(runtime_message(exc))
 
 
 def _measure_with_retry(
