@@ -257,7 +257,7 @@ def test_backend_measurement_is_deterministic_with_node_times():
     assert first.status == "ok" and first.to_dict() == second.to_dict()
     assert first.median_ms == first.mean_ms == first.p10_ms == first.p90_ms > 0 and first.std_ms == 0 and first.runs == 1
     assert [row["status"] for row in first.node_times] == ["decomposed", "native"]
-    assert set(first.node_times[0]) >= {"name", "op_type", "status", "cycles", "latency_ms", "bound", "utilisation"}
+    assert set(first.node_times[0]) >= {"node", "op_type", "status", "cycles", "median_ms", "bound", "utilisation"}
     assert first.extra["latency_ms"] == first.median_ms and first.extra["cycles"] > 0
     assert backend.fingerprint()["simulator"] == "dsp_array"
 
@@ -420,3 +420,19 @@ def test_a_whole_default_space_network_with_attention_is_fully_supported():
     data = module_to_onnx(build_model(arch), arch.input_shape)
     report = simulate(ZCU102, (data, {INPUT_NAME: (1, *arch.input_shape)}))
     assert not report.unsupported and report.latency_ms > 0
+
+
+def test_profile_onnx_on_a_simulator_shows_per_node_times(tmp_path):
+    """`vidlat profile --onnx` reads a simulator's node rows like a runtime's (node, op_type, median_ms)."""
+    from click.testing import CliRunner
+
+    from vidlat.cli import cli
+
+    runner = CliRunner()
+    arch, model, store = tmp_path / "a.yaml", tmp_path / "m.onnx", tmp_path / "s.sqlite"
+    assert runner.invoke(cli, ["space", "sample", "tiny", "--seed", "0", "--out", str(arch)]).exit_code == 0
+    assert runner.invoke(cli, ["export", str(arch), "--out", str(model)]).exit_code == 0
+    result = runner.invoke(cli, ["profile", "--device", "fpga-zcu102-sim", "--onnx", str(model), "--store", str(store), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "slowest nodes" in result.output and "per operator type" in result.output
+    assert "Conv" in result.output.split("per operator type")[1]

@@ -63,15 +63,16 @@ class NodeReport:
     latency_ms: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``node_times`` row: name, op_type, status, unit, cycles, latency_ms, bound, utilisation, ..."""
+        """The ``node_times`` row, named as the runtime backends name theirs (node, op_type, median_ms),
+        plus the simulator's own columns: status, unit, cycles, bound, utilisation, ..."""
         cost = self.cost
         return {
-            "name": self.name,
+            "node": self.name,
             "op_type": self.op_type,
             "status": cost.status,
             "unit": cost.unit,
             "cycles": None if cost.status == "unsupported" else round(cost.cycles, 1),
-            "latency_ms": self.latency_ms,
+            "median_ms": self.latency_ms,
             "bound": None if cost.status == "unsupported" or not cost.cycles else cost.bound,
             "utilisation": round(cost.utilisation, 4),
             "macs": cost.macs,
