@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,13 @@ _contended = click.option("--contended", type=click.Choice(["cpu", "wall", "drop
                                "(a shared machine where nearly every run is contended)")
 _calib = click.option("--calibration-networks", type=click.IntRange(0, 10), default=10, show_default=True,
                       help="measured networks used to fit the calibration (the rest are the test set)")
+
+
+def _fit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `vidlat fit` and `vidlat evaluate` share: device, space, store, calibration, seed, contended."""
+    for option in (_contended, _seed, _calib, _store, _space, _device):
+        command = option(command)
+    return command
 
 
 def _open_store(store_path: str | None) -> LatencyStore:
@@ -89,12 +97,7 @@ def _format_scores(scores: dict[str, dict[str, float]]) -> str:
 
 
 @click.command("fit")
-@_device
-@_space
-@_store
-@_calib
-@_seed
-@_contended
+@_fit_options
 @click.option("--out", type=click.Path(dir_okay=False), help="predictor file [default: beside the store, predictors/<device>--<space>.skops]")
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="first measure N extra block configurations around the space (more where the regressor errs most)")
@@ -128,12 +131,7 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
 
 
 @click.command("evaluate")
-@_device
-@_space
-@_store
-@_calib
-@_seed
-@_contended
+@_fit_options
 @click.option("--regressor", type=click.Choice(["gbm", "rf", "linear", "additive", "none"]), default="gbm", show_default=True,
               help="model family of the regressor-only row ('none' skips the row)")
 @click.option("--out", type=click.Path(file_okay=False), help="folder for evaluation.json, metrics.csv, predictions.csv, scatter.png "
