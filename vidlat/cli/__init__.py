@@ -14,21 +14,21 @@ import click
 from profiler import __version__
 from profiler.errors import VidlatError
 
-# (module, attribute) of every top-level command, in the order `vidlat --help` lists them.
+# (module, attribute) of every top-level command, in the order of the user's path (`vidlat --help` lists them so).
 COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.devices", "devices"),
+    ("vidlat.cli.agent", "agent"),
+    ("vidlat.cli.space", "space"),
+    ("vidlat.cli.space", "arch"),
     ("vidlat.cli.profile", "profile"),
+    ("vidlat.cli.simulate", "simulate"),
     ("vidlat.cli.lut", "lut"),
     ("vidlat.cli.predict", "fit"),
     ("vidlat.cli.predict", "evaluate"),
     ("vidlat.cli.predict", "predict"),
-    ("vidlat.cli.agent", "agent"),
-    ("vidlat.cli.simulate", "simulate"),
-    ("vidlat.cli.space", "space"),
-    ("vidlat.cli.space", "arch"),
-    ("vidlat.cli.space", "export"),
     ("vidlat.cli.search", "search"),
     ("vidlat.cli.train", "train"),
+    ("vidlat.cli.space", "export"),
     ("vidlat.cli.run", "run"),
 ]
 
