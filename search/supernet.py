@@ -43,9 +43,10 @@ class MixedLayer(nn.Module):
         self.logits = nn.Parameter(torch.zeros(len(candidates)))
         self.register_buffer("latencies_ms", torch.tensor(list(latencies_ms), dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor, *, temperature: float, mode: Mode) -> torch.Tensor:
-        if not self.training:  # evaluation runs the derived (argmax) candidate, no noise
-            return self.candidates[int(self.logits.argmax())](x)
+    def forward(self, x: torch.Tensor, *, temperature: float, mode: Mode, sample: bool = False) -> torch.Tensor:
+        if not self.training:  # evaluation: the derived (argmax) candidate, or one drawn from softmax(logits)
+            index = int(torch.multinomial(self.probabilities().detach(), 1)) if sample else int(self.logits.argmax())
+            return self.candidates[index](x)
         if mode == "hard":
             mask = F.gumbel_softmax(self.logits, tau=temperature, hard=True)
             chosen = int(mask.argmax())
@@ -72,12 +73,16 @@ class Supernet(nn.Module):
         self.head = head
         self.fixed_ms = float(fixed_ms)
 
-    def forward(self, x: torch.Tensor, *, temperature: float = 1.0, mode: Mode = "soft") -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, *, temperature: float = 1.0, mode: Mode = "soft", sample: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """In eval mode ``sample=True`` draws one candidate per layer from softmax(logits) (per call)
+        instead of running the argmax: the accuracy of the architecture distribution, not of one arch."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
         x = self.stem(x)
         for layer in self.layers:
-            x = layer(x, temperature=temperature, mode=mode)
+            x = layer(x, temperature=temperature, mode=mode, sample=sample)
         return self.head(x), self.expected_latency()
 
     def expected_latency(self) -> torch.Tensor:

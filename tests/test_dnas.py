@@ -97,10 +97,21 @@ def test_tiny_search_moves_logits_checkpoints_and_resumes(tmp_path, monkeypatch)
     assert result.history[1]["searching"] and result.history[1]["temperature"] == pytest.approx(temperature_at(1))
     assert result.expected_ms < result.history[0]["expected_ms"]  # the budget pushed latency down
     assert len(result.derived) == 2 and 0.0 <= result.history[1]["val_acc"] <= 1.0
+    assert 0.0 <= result.history[1]["val_acc_sampled"] <= 1.0  # archs drawn from softmax(logits), shared weights
     log = json.loads((tmp_path / LOG).read_text())
     assert len(log["history"]) == 2 and log["config"]["loss"] == "target"
     with pytest.raises(SearchConfigError, match="other settings"):
         run_search(tiny_supernet(), data, SearchConfig(**{**config.__dict__, "arch_lr": 0.1}), out_dir=tmp_path, progress=False)
+
+
+def test_sampled_accuracy_uses_batch_statistics_on_a_copy():
+    data = make_moving_digits(MovingDigitsConfig(n_train=8, n_val=16, n_test=4, num_classes=4, channels=1, frames=4, size=16))
+    net = tiny_supernet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    accuracy = dnas.sampled_accuracy(net, data.val, batch_size=8)
+    assert 0.0 <= accuracy <= 1.0 and net.training  # left in its mode
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # running stats untouched
+    assert sum(op.calls for layer in net.layers for op in layer.candidates) == 0  # the copy ran, not net
 
 
 def test_fbnet_unit_puts_the_uniform_supernet_at_28_units():
@@ -141,6 +152,7 @@ def test_cli_search_then_train_on_the_tiny_space(tmp_path):
     arch = load_arch(tmp_path / "s" / "arch.yaml")
     report = json.loads((tmp_path / "s" / "report.json").read_text())
     assert arch.space == "tiny" and report["layers"] == arch.layers and report["predicted_ms"] > 0
+    assert 0.0 <= report["val_acc_sampled"] <= 1.0 and "(sampled archs)" in result.output
     again = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "s")])
     assert again.exit_code == 0 and json.loads((tmp_path / "s" / "report.json").read_text())["resumed_from_epoch"] == 2
     trained = runner.invoke(cli, ["train", str(tmp_path / "s" / "arch.yaml"), "--epochs", "1", "--train-clips", "32",

@@ -92,6 +92,21 @@ def test_eval_runs_the_derived_candidates_and_derived_latency_matches_table():
     assert len(net.weight_parameters()) == len(list(net.parameters())) - 2
 
 
+def test_eval_with_sample_draws_candidates_from_the_probabilities():
+    net = tiny_supernet()
+    with torch.no_grad():
+        net.layers[0].logits.copy_(torch.tensor([0.0, 0.0, 30.0]))  # all but certain: skip
+        net.layers[1].logits.copy_(torch.tensor([0.0, 0.0, -30.0]))  # never skip, the other two 50/50
+    net.eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for _ in range(40):
+            net(torch.randn(1, 1, 4, 8, 8), sample=True)
+    assert [op.calls for op in net.layers[0].candidates] == [0, 0, 40]
+    first, second, skip = (op.calls for op in net.layers[1].candidates)
+    assert skip == 0 and first + second == 40 and min(first, second) >= 8  # not the argmax (candidate 0) every time
+
+
 def test_mismatched_latencies_are_rejected():
     with pytest.raises(ValueError, match="latencies"):
         MixedLayer([nn.Identity()], [1.0, 2.0], ["skip"])

@@ -105,7 +105,14 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
         files = report["files"]
         click.echo(f"derived arch: {' | '.join(report['layers'])}")
         click.echo(f"predicted latency on {device_name}: {report['predicted_ms']:.3f} ms (expected {report['expected_ms']:.3f} ms), "
-                   f"supernet val acc {report['val_acc_supernet']:.3f}, search {report['search_seconds']:.0f} s")
+                   f"supernet val acc {report['val_acc_supernet']:.3f} (derived arch), "
+                   f"{report['val_acc_sampled'] if report['val_acc_sampled'] is not None else float('nan'):.3f} (sampled archs), "
+                   f"search {report['search_seconds']:.0f} s")
+        chance = 1.0 / clips.num_classes
+        if report["val_acc_sampled"] is not None and report["val_acc_sampled"] < 2 * chance:
+            click.echo(f"note: archs sampled from the supernet reach {report['val_acc_sampled']:.2f} val accuracy (chance "
+                       f"{chance:.2f}): the CE term carried little signal, so the latency term chose most layers; "
+                       f"give it a budget with --target-ms, or more --epochs and --warmup", err=True)
         if abs(report["predicted_ms"] - report["expected_ms"]) > 0.25 * report["expected_ms"]:
             click.echo(f"note: the argmax arch ({report['predicted_ms']:.2f} ms) is far from the expected latency "
                        f"({report['expected_ms']:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
