@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from predictors import evaluate_networks, measured_entries, network_frame, space_entries
+from predictors.lut import CONTENDED_POLICIES
 from predictors.metrics import METRICS
 from profiler.store import LatencyStore
 from search.space import load_space
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="calibration/test splits to average")
     parser.add_argument("--calibration-networks", type=int, default=10)
     parser.add_argument("--plot", help="scatter PNG of the first device (seed 0)")
-    parser.add_argument("--contended", default="cpu", choices=["cpu", "wall", "drop", "cpu-all"],
+    parser.add_argument("--contended", default="cpu", choices=CONTENDED_POLICIES,
                         help="how rows flagged contended are read (predictors.lut.latency_ms)")
     args = parser.parse_args()
 

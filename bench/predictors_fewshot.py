@@ -21,6 +21,7 @@ import pandas as pd
 from predictors import FewShotTransfer, LUTPredictor, evaluate, few_shot_curve, fit_calibration, measured_entries, network_frame, space_entries
 from predictors.evaluation import split_networks
 from predictors.features import as_spec
+from predictors.lut import CONTENDED_POLICIES
 from predictors.metrics import METRICS
 from profiler.store import LatencyStore
 from search.space import load_space
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--targets", nargs="*")
     parser.add_argument("--space", default="default")
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--contended", default="cpu", choices=["cpu", "wall", "drop", "cpu-all"],
+    parser.add_argument("--contended", default="cpu", choices=CONTENDED_POLICIES,
                         help="how rows flagged contended are read (predictors.lut.latency_ms)")
     args = parser.parse_args()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,8 @@ def space_entries(space: Any) -> pd.DataFrame:
 
 
 ContendedPolicy = Literal["cpu", "wall", "drop", "cpu-all"]
+#: the values of ``ContendedPolicy``, for command-line choices
+CONTENDED_POLICIES: tuple[str, ...] = get_args(ContendedPolicy)
 
 
 def latency_ms(table: pd.DataFrame, contended: ContendedPolicy = "cpu") -> pd.Series:

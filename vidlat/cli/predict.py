@@ -20,7 +20,7 @@ import onnx
 
 from predictors import FittedPredictor, LUTPredictor, NetworkPredictor, evaluate_networks, fit_predictor, network_frame
 from predictors.errors import PredictorError
-from predictors.lut import measured_entries, space_entries
+from predictors.lut import CONTENDED_POLICIES, measured_entries, space_entries
 from predictors.fit import block_rows
 from predictors.regressors import family_errors
 from profiler.backends import create_backend
@@ -33,7 +33,7 @@ _device = click.option("--device", "device_name", required=True, help="device na
 _space = click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
 _store = click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 _seed = click.option("--seed", type=int, default=0, show_default=True, help="seed of the calibration / test split")
-_contended = click.option("--contended", type=click.Choice(["cpu", "wall", "drop", "cpu-all"]), default="cpu", show_default=True,
+_contended = click.option("--contended", type=click.Choice(CONTENDED_POLICIES), default="cpu", show_default=True,
                           help="rows still flagged contended after the sweep's re-measures: use their thread CPU time "
                                "(one-thread CPU runtimes), their wall time, or drop them; cpu-all: CPU time for every row "
                                "(a shared machine where nearly every run is contended)")
