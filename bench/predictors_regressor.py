@@ -19,20 +19,23 @@ import pandas as pd
 
 from predictors.features import as_spec
 from predictors.fit import block_rows
-from predictors.lut import space_entries
+from predictors.lut import CONTENDED_POLICIES, space_entries
+from predictors.metrics import accuracy_within, mape
 from predictors.regressors import REGRESSORS, LatencyRegressor, out_of_fold_ms
 from profiler.store import LatencyStore
 from search.space import load_space
 
 
 def per_family(ops: np.ndarray, predicted: np.ndarray, measured: np.ndarray) -> pd.DataFrame:
-    error = np.abs(predicted / measured - 1)
-    frame = pd.DataFrame({"family": ops, "err": error})
-    rows = [{"family": "all", "n": len(frame), "acc5": np.mean(error <= 0.05), "acc10": np.mean(error <= 0.10), "mape": 100 * error.mean()}]
-    for family, group in frame.groupby("family"):
-        rows.append({"family": family, "n": len(group), "acc5": np.mean(group["err"] <= 0.05),
-                     "acc10": np.mean(group["err"] <= 0.10), "mape": 100 * group["err"].mean()})
-    return pd.DataFrame(rows)
+    """acc5, acc10 and MAPE over all blocks and per family (``predictors.metrics``)."""
+    ops, predicted, measured = np.asarray(ops), np.asarray(predicted, float), np.asarray(measured, float)
+
+    def row(family: str, mask: np.ndarray) -> dict:
+        pred, true = predicted[mask], measured[mask]
+        return {"family": family, "n": int(mask.sum()), "acc5": accuracy_within(pred, true, 0.05),
+                "acc10": accuracy_within(pred, true, 0.10), "mape": mape(pred, true)}
+
+    return pd.DataFrame([row("all", np.ones(len(ops), bool))] + [row(family, ops == family) for family in sorted(set(ops))])
 
 
 def main() -> None:
@@ -40,7 +43,7 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--device", default="ort-cpu-1t")
     parser.add_argument("--space", default="default")
-    parser.add_argument("--contended", default="cpu", choices=["cpu", "wall", "drop", "cpu-all"],
+    parser.add_argument("--contended", default="cpu", choices=CONTENDED_POLICIES,
                         help="how rows flagged contended are read (predictors.lut.latency_ms)")
     args = parser.parse_args()
 
