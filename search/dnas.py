@@ -22,7 +22,6 @@ rank trains on its own shard of every batch list; rank 0 writes the checkpoint a
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 
 from profiler.errors import VidlatError
 from search.data.clips import ClipSet, ClipSplits
+from search.scoring import sampled_accuracy
 from search.supernet import MODES, Supernet
 from search.train import channels_last_input, evaluate_accuracy, to_channels_last
 
@@ -223,25 +223,6 @@ def run_search(
         cpu_seconds=history[-1]["cpu_seconds"] if history else 0.0,
         resumed_from=start_epoch,
     )
-
-
-def sampled_accuracy(supernet: Supernet, clips: ClipSet, *, batch_size: int = 100) -> float:
-    """Accuracy of architectures drawn from softmax(logits) (one per batch and layer), shared weights.
-
-    Batch norm uses the batch's statistics: the running averages mix every path the supernet trained,
-    which do not fit any one sampled path (default space after 9 weight-only epochs: 0.20 val accuracy
-    with batch statistics, 0.11 with the running ones). Runs on a copy: ``supernet`` is left as it was.
-    """
-    probe = copy.deepcopy(supernet).eval()
-    for module in probe.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.train()
-    correct = 0
-    with torch.no_grad():
-        for x, y in clips.batches(batch_size):
-            logits, _ = probe(channels_last_input(x), sample=True)
-            correct += int((logits.argmax(dim=1) == y).sum())
-    return correct / max(1, len(clips))
 
 
 class MissingLatencyError(VidlatError):
@@ -458,7 +439,6 @@ __all__ = [
     "fbnet_loss",
     "fbnet_unit_ms",
     "run_search",
-    "sampled_accuracy",
     "search_device",
     "split_for_arch",
     "target_loss",

@@ -43,7 +43,11 @@ class MixedLayer(nn.Module):
         self.logits = nn.Parameter(torch.zeros(len(candidates)))
         self.register_buffer("latencies_ms", torch.tensor(list(latencies_ms), dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor, *, temperature: float, mode: Mode, sample: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, *, temperature: float, mode: Mode, sample: bool = False, index: int | None = None
+    ) -> torch.Tensor:
+        if index is not None:  # a fixed path: only that candidate runs, with no mixing weight
+            return self.candidates[index](x)
         if not self.training:  # evaluation: the derived (argmax) candidate, or one drawn from softmax(logits)
             index = int(torch.multinomial(self.probabilities().detach(), 1)) if sample else int(self.logits.argmax())
             return self.candidates[index](x)
@@ -74,15 +78,19 @@ class Supernet(nn.Module):
         self.fixed_ms = float(fixed_ms)
 
     def forward(
-        self, x: torch.Tensor, *, temperature: float = 1.0, mode: Mode = "soft", sample: bool = False
+        self, x: torch.Tensor, *, temperature: float = 1.0, mode: Mode = "soft", sample: bool = False,
+        path: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """In eval mode ``sample=True`` draws one candidate per layer from softmax(logits) (per call)
-        instead of running the argmax: the accuracy of the architecture distribution, not of one arch."""
+        instead of running the argmax: the accuracy of the architecture distribution, not of one arch.
+        ``path`` (one candidate index per layer) runs that single architecture, in train or eval mode."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+        if path is not None and len(path) != len(self.layers):
+            raise ValueError(f"path has {len(path)} indices for {len(self.layers)} layers")
         x = self.stem(x)
-        for layer in self.layers:
-            x = layer(x, temperature=temperature, mode=mode, sample=sample)
+        for number, layer in enumerate(self.layers):
+            x = layer(x, temperature=temperature, mode=mode, sample=sample, index=None if path is None else path[number])
         return self.head(x), self.expected_latency()
 
     def expected_latency(self) -> torch.Tensor:
@@ -105,6 +113,16 @@ class Supernet(nn.Module):
     def derived(self) -> list[str]:
         """The most probable candidate of every layer (argmax of the logits)."""
         return [layer.names[int(layer.logits.argmax())] for layer in self.layers]
+
+    def path_of(self, blocks: Sequence[str]) -> list[int]:
+        """Candidate indices of an architecture given as one block string per layer."""
+        if len(blocks) != len(self.layers):
+            raise ValueError(f"{len(blocks)} blocks for {len(self.layers)} layers")
+        return [layer.names.index(block) for layer, block in zip(self.layers, blocks)]
+
+    def path_latency_ms(self, path: Sequence[int]) -> float:
+        """Table latency of the architecture ``path`` (sum of its candidates plus the fixed part)."""
+        return self.fixed_ms + sum(float(layer.latencies_ms[index]) for layer, index in zip(self.layers, path))
 
     def derived_latency_ms(self) -> float:
         """Table latency of the derived architecture (sum of argmax candidates plus fixed part)."""

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from search import dnas
+from search import dnas, scoring
 from search.data import ClipSet, MovingDigitsConfig, make_moving_digits
 from search.dnas import (
     CHECKPOINT,
@@ -108,7 +108,7 @@ def test_sampled_accuracy_uses_batch_statistics_on_a_copy():
     data = make_moving_digits(MovingDigitsConfig(n_train=8, n_val=16, n_test=4, num_classes=4, channels=1, frames=4, size=16))
     net = tiny_supernet()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    accuracy = dnas.sampled_accuracy(net, data.val, batch_size=8)
+    accuracy = scoring.sampled_accuracy(net, data.val, batch_size=8)
     assert 0.0 <= accuracy <= 1.0 and net.training  # left in its mode
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # running stats untouched
     assert sum(op.calls for layer in net.layers for op in layer.candidates) == 0  # the copy ran, not net

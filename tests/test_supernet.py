@@ -112,3 +112,20 @@ def test_mismatched_latencies_are_rejected():
         MixedLayer([nn.Identity()], [1.0, 2.0], ["skip"])
     with pytest.raises(ValueError, match="mode"):
         tiny_supernet()(torch.randn(1, 1, 4, 8, 8), mode="medium")
+
+
+def test_a_fixed_path_runs_only_its_candidates_in_train_and_eval_mode():
+    net = tiny_supernet()
+    x = torch.randn(2, 1, 4, 8, 8)
+    for training in (True, False):
+        net.train(training)
+        for layer in net.layers:
+            for op in layer.candidates:
+                op.calls = 0
+        logits, _ = net(x, path=[2, 0], mode="hard")
+        assert logits.shape == (2, 4)
+        assert [[op.calls for op in layer.candidates] for layer in net.layers] == [[0, 0, 1], [1, 0, 0]]
+    assert net.path_of(["skip", "x3d_k133_e2"]) == [2, 0]
+    assert net.path_latency_ms([2, 0]) == pytest.approx(1.5 + 0.1 + 5.0)
+    with pytest.raises(ValueError, match="2 layers"):
+        net(x, path=[0])
