@@ -27,19 +27,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from search.sharing import share_weights as share_weights_of
+
 Mode = Literal["soft", "hard"]
 MODES: tuple[str, ...] = ("soft", "hard")
 
 
 class MixedLayer(nn.Module):
-    """One searchable layer: its candidate blocks, their latencies (ms) and the logits over them."""
+    """One searchable layer: its candidate blocks, their latencies (ms) and the logits over them.
 
-    def __init__(self, candidates: Sequence[nn.Module], latencies_ms: Sequence[float], names: Sequence[str]) -> None:
+    With ``share_weights`` the candidates' expand, depthwise and project convolutions become slices
+    of one ``search.sharing.WeightBank`` (``self.bank``); see that module.
+    """
+
+    def __init__(
+        self, candidates: Sequence[nn.Module], latencies_ms: Sequence[float], names: Sequence[str], *,
+        share_weights: bool = False,
+    ) -> None:
         super().__init__()
         if not len(candidates) == len(latencies_ms) == len(names) or not candidates:
             raise ValueError("a mixed layer needs as many latencies and names as candidates (at least one)")
         self.names = list(names)
         self.candidates = nn.ModuleList(candidates)
+        self.bank = share_weights_of(self.candidates) if share_weights else None
         self.logits = nn.Parameter(torch.zeros(len(candidates)))
         self.register_buffer("latencies_ms", torch.tensor(list(latencies_ms), dtype=torch.float32))
 
@@ -130,13 +140,15 @@ class Supernet(nn.Module):
 
 
 def create_supernet(
-    space: Any, *, latency_table: Sequence[Sequence[float]], fixed_ms: float, num_classes: int | None = None
+    space: Any, *, latency_table: Sequence[Sequence[float]], fixed_ms: float, num_classes: int | None = None,
+    share_weights: bool = True,
 ) -> Supernet:
     """The supernet of a ``search.space.SearchSpace`` with the latency of every (layer, candidate).
 
     ``latency_table[l][i]`` is the latency in ms of ``space.layers[l].candidates[i]``; ``fixed_ms`` is
     stem plus head. Stem and head are built as ``search.arch.build_model`` builds them; the head has
-    ``num_classes`` outputs (default: the space's).
+    ``num_classes`` outputs (default: the space's). ``share_weights``: the candidates of a layer share
+    their convolutions (``search.sharing``); otherwise each has its own.
     """
     from search.arch import create_head, create_stem
     from search.blocks import create_block
@@ -151,7 +163,7 @@ def create_supernet(
             create_block(name, in_channels=slot.in_channels, out_channels=slot.out_channels, stride=tuple(slot.stride))
             for name in slot.candidates
         ]
-        layers.append(MixedLayer(blocks, [float(v) for v in latencies], slot.candidates))
+        layers.append(MixedLayer(blocks, [float(v) for v in latencies], slot.candidates, share_weights=share_weights))
     stem = create_stem(
         in_channels=space.input_shape[0],
         out_channels=space.stem["channels"],

@@ -129,3 +129,44 @@ def test_a_fixed_path_runs_only_its_candidates_in_train_and_eval_mode():
     assert net.path_latency_ms([2, 0]) == pytest.approx(1.5 + 0.1 + 5.0)
     with pytest.raises(ValueError, match="2 layers"):
         net(x, path=[0])
+
+
+@pytest.mark.parametrize("layer_index", [0, 5])
+def test_a_shared_candidate_equals_the_same_block_built_alone_with_its_slice_of_the_weights(layer_index):
+    from search.sharing import SlicedConv, candidate_state_dict
+    from search.space import load_space
+    from search.supernet import create_supernet
+
+    space = load_space("default")
+    torch.manual_seed(0)
+    net = create_supernet(space, latency_table=[[1.0] * len(s.candidates) for s in space.layers], fixed_ms=0.0)
+    slot, layer = space.layers[layer_index], net.layers[layer_index]
+    assert set(layer.bank.weights) == {"expand", "depthwise", "project"}
+    x = torch.randn(2, slot.in_channels, 4, 8, 8)
+    shared = 0
+    for name, candidate in zip(slot.candidates, layer.candidates):
+        alone = create_block(name, in_channels=slot.in_channels, out_channels=slot.out_channels, stride=slot.stride)
+        alone.load_state_dict(candidate_state_dict(candidate))  # strict: the same keys and shapes
+        with torch.no_grad():
+            torch.testing.assert_close(candidate.eval()(x), alone.eval()(x), rtol=0, atol=1e-6)
+        shared += any(isinstance(m, SlicedConv) for m in candidate.modules())
+    assert shared == sum(not name.startswith(("attn", "skip")) for name in slot.candidates)
+
+
+def test_training_one_candidate_moves_the_weights_the_others_use():
+    from search.sharing import candidate_state_dict
+
+    layer = MixedLayer(
+        [create_block(name, in_channels=8, out_channels=8, stride=(1, 1, 1)) for name in ("x3d_k333_e4", "x3d_k133_e2", "tsm_k133_e2")],
+        [1.0, 1.0, 1.0], ["x3d_k333_e4", "x3d_k133_e2", "tsm_k133_e2"], share_weights=True,
+    )
+    assert layer.bank.weights["depthwise"].shape == (32, 1, 3, 3, 3)
+    before = candidate_state_dict(layer.candidates[2])
+    layer(torch.randn(2, 8, 4, 6, 6), temperature=1.0, mode="hard", index=0).square().mean().backward()
+    for p in layer.parameters():
+        if p.grad is not None:
+            p.data -= 0.1 * p.grad
+    after = candidate_state_dict(layer.candidates[2])
+    assert not torch.equal(before["depthwise.0.weight"], after["depthwise.0.weight"])  # tsm's 2D kernel is x3d's centre
+    assert not torch.equal(before["expand.0.0.weight"], after["expand.0.0.weight"])
+    assert torch.equal(before["depthwise.1.weight"], after["depthwise.1.weight"])  # batch norms stay private

@@ -80,6 +80,14 @@ class Bottleneck3d(nn.Module):
         y = self.project(self.act(self.se(self.mixer(self.expand(x)))))
         return x + y if self.residual else y
 
+    def shareable_convs(self) -> dict[str, ConvBN]:
+        """The conv + BN pairs whose convolution a supernet may share with other candidates, by role:
+        ``expand`` and ``project`` always, ``depthwise`` when the mixer is one depthwise conv (x3d)."""
+        convs = {"expand": self.expand[0], "project": self.project}
+        if isinstance(self.mixer, ConvBN) and self.mixer[0].groups == self.mixer[0].in_channels:
+            convs["depthwise"] = self.mixer
+        return convs
+
 
 class FrameBottleneck(nn.Module):
     """2D-only block: a temporal op on (N, T, C, H, W), then a 2D inverted bottleneck per frame."""
@@ -104,6 +112,10 @@ class FrameBottleneck(nn.Module):
         if self.residual:
             y = y + x.reshape(-1, channels, height, width)
         return y.reshape(-1, frames, *y.shape[1:]).transpose(1, 2)
+
+    def shareable_convs(self) -> dict[str, ConvBN]:
+        """As ``Bottleneck3d.shareable_convs``: the per-frame 2D convs are 1 x k x k slices of the 3D ones."""
+        return {"expand": self.expand[0], "depthwise": self.depthwise, "project": self.project}
 
 
 def group_count(channels: int, group_width: int) -> int:
