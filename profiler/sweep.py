@@ -110,7 +110,9 @@ def profile_workloads(
 ) -> SweepSummary:
     """Measure ``workloads`` (deduplicated by key) on ``backend`` into ``store``; resumable.
 
-    Already stored keys are skipped unless ``remeasure``; ``limit`` caps how many are measured in
+    Keys already stored for the device as configured now are skipped unless ``remeasure``, which also
+    lets a changed configuration replace the one the name meant (else the store refuses it, see
+    ``LatencyStore.register_device``); ``limit`` caps how many are measured in
     this call. A contended measurement is queued and re-measured after the others (up to
     ``max_contended_retries`` times); if every attempt was contended, the least contended one is
     stored, flagged. A backend raising
@@ -118,7 +120,7 @@ def profile_workloads(
     """
     started = time.perf_counter()
     device = backend.device.name
-    store.register_device(backend.device, backend.fingerprint())
+    store.register_device(backend.device, backend.fingerprint(), replace=remeasure)
     summary = SweepSummary(device=device)
 
     unique: dict[str, Workload] = {}

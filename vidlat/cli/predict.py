@@ -48,11 +48,11 @@ def _fit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _open_store(store_path: str | None) -> LatencyStore:
+def _open_store(store_path: str | None, *, read_only: bool = True) -> LatencyStore:
     path = Path(store_path) if store_path else default_store_path()
     if not path.is_file():
         raise StoreError(f"{path}: no latency store here; run `vidlat profile --device D --space S` first or pass --store")
-    return LatencyStore(path)
+    return LatencyStore(path, read_only=read_only)
 
 
 def _device_in_store(name: str, store: LatencyStore) -> str:
@@ -107,7 +107,7 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
     from search.space import load_space
 
     space = load_space(space_name)
-    with _open_store(store_path) as store:
+    with _open_store(store_path, read_only=not sample) as store:
         device = _device_in_store(device_name, store)
         if sample:
             _measure_samples(store, device_name, space, sample, seed)
