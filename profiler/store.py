@@ -331,6 +331,8 @@ class LatencyStore:
         row = self._db.execute("SELECT fingerprint FROM devices WHERE name = ?", (device_name,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: device '{device_name}' is not registered; call register_device first")
+        if measurement.problem():
+            raise StoreError(f"{self.path}: refusing to store '{workload.key}' as ok: {measurement.problem()}")
         extra = {**measurement.extra, IDENTITY_KEY: self.identity(device_name)}
         with self._transaction():
             if only_if_absent and self.has_result(device_name, workload.key):

@@ -10,6 +10,7 @@
           contended (wall >> CPU) ──> queued, re-measured after the others (max_contended_retries),
                                       then the least contended attempt is stored, flagged
           ok / unsupported / failed ──> store.record (committed at once)
+          ok with an Inf / NaN / negative latency ──> stored as failed, with the reason
 
 Each result is committed as it is made, so a killed sweep re-measures at most the workload in flight.
 """
@@ -65,15 +66,18 @@ def _contention(measurement: Measurement) -> float:
 
 
 def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
-    """``backend.measure``; an unexpected exception becomes a failed measurement, not a dead sweep."""
+    """``backend.measure``; an unexpected exception or a non-physical latency (Inf, NaN, negative)
+    becomes a failed measurement, not a dead sweep or a stored ok."""
     try:
-        return backend.measure(workload)
+        measurement = backend.measure(workload)
     except (TransientDeviceError, KeyboardInterrupt):
         raise
     except VidlatError as exc:
         return Measurement.failed(str(exc))
     except Exception as exc:  # a backend bug or a runtime crash that surfaced as an exception
         return Measurement.failed(runtime_message(exc))
+    problem = measurement.problem()
+    return Measurement("failed", reason=problem, extra=measurement.extra) if problem else measurement
 
 
 def _measure_with_retry(

@@ -329,3 +329,13 @@ def test_a_read_only_store_is_read_without_writing(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="store file is read-only"):
         LatencyStore(path)
     assert untouched(path) == before
+
+
+@pytest.mark.parametrize("latency", [float("inf"), float("nan"), -1.0])
+def test_a_non_physical_latency_is_stored_as_failed_never_ok(store, latency):
+    summary = profile_workloads(ScriptedBackend({"a": [ok(latency)]}), store, [workload("a")], progress=False)
+    assert (summary.measured, summary.failed) == (0, 1)
+    row = store.table("fake-dev").iloc[0]
+    assert row["status"] == "failed" and "non-physical latency median_ms" in row["reason"]
+    with pytest.raises(StoreError, match="refusing to store 'b' as ok: non-physical latency"):
+        store.record("fake-dev", workload("b"), ok(latency))
