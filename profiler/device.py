@@ -28,13 +28,20 @@ from profiler.yaml_config import StrictConfig, describe_validation_error, first_
 
 # --------------------------------------------------------------------------- measurement policy
 class MeasurementPolicy(StrictConfig):
-    """How a workload is timed: warm-up, adaptive repetition, cold cache, contention check."""
+    """How a workload is timed: warm-up, adaptive repetition, cold cache, contention check.
 
-    warmup_runs: int = Field(5, ge=0, description="untimed runs before timing")
-    min_runs: int = Field(10, ge=3, description="timed runs before the stopping rule is checked")
+    Timed runs stop at ``max_runs``, or from ``min_runs`` on once the CI of the median is below
+    ``max_rel_ci``, or as soon as they have taken ``max_seconds``: the time budget is a hard cap,
+    checked after every timed run, and wins over ``min_runs`` (a slow workload keeps at least one
+    run). Warm-up runs do not count towards it.
+    """
+
+    warmup_runs: int = Field(5, ge=0, description="untimed runs before timing (not counted in max_seconds)")
+    min_runs: int = Field(10, ge=3, description="timed runs before the CI stopping rule is checked (max_seconds can stop earlier)")
     max_runs: int = Field(200, ge=3, description="cap on timed runs")
     max_rel_ci: float = Field(0.02, gt=0, lt=1, description="stop when the 95% CI of the median, relative to it, is below this")
-    max_seconds: float = Field(5.0, gt=0, description="time budget per workload (timed runs stop after it)")
+    max_seconds: float = Field(5.0, gt=0, allow_inf_nan=False,
+                               description="hard cap on a workload's timed runs in seconds, checked after every run; wins over min_runs")
     cold_cache: bool = Field(False, description="flush a buffer larger than the last-level cache before each timed run")
     flush_mb: int = Field(64, ge=1, description="size of the cache-flush buffer in MiB")
     contention_ratio: float = Field(1.5, gt=1, description="median wall / thread CPU time above this marks a run contended")
