@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from profiler.backends.base import Backend, runtime_message
 from profiler.errors import TransientDeviceError, VidlatError
+from profiler.progress import progress_bar
 from profiler.store import LatencyStore
 from profiler.workload import Measurement, Workload
 
@@ -143,9 +144,7 @@ def profile_workloads(
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="wl", desc=device, dynamic_ncols=True, leave=True)
+        bar = progress_bar(len(todo), desc=device, unit="wl")
 
     def store_result(workload: Workload, measurement: Measurement) -> None:
         if bar is not None:

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from profiler.progress import progress_bar
 from search.arch import ArchSpec, build_model
 from search.data.clips import ClipSet, ClipSplits, DataError
 
@@ -105,9 +106,7 @@ def train_arch(arch: ArchSpec, data: ClipSplits, config: TrainConfig = TrainConf
     started = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.epochs, desc="train", unit="epoch", dynamic_ncols=True)
+        bar = progress_bar(config.epochs, desc="train", unit="epoch")
     for epoch in range(config.epochs):
         model.train()
         shuffle = torch.Generator().manual_seed(config.seed * 100_003 + epoch)

@@ -339,3 +339,31 @@ def test_a_non_physical_latency_is_stored_as_failed_never_ok(store, latency):
     assert row["status"] == "failed" and "non-physical latency median_ms" in row["reason"]
     with pytest.raises(StoreError, match="refusing to store 'b' as ok: non-physical latency"):
         store.record("fake-dev", workload("b"), ok(latency))
+
+
+# ------------------------------------------------------------------ progress on a log
+def test_progress_on_a_non_terminal_is_a_few_plain_lines(store, capsys):
+    profile_workloads(ScriptedBackend(), store, [workload(f"k{index}") for index in range(300)], progress=True)
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    assert len(lines) == 1 and "\r" not in lines[0]
+    assert lines[0].startswith("fake-dev: 300/300 wl (") and lines[0].endswith(" s), k299\n")
+
+
+def test_plain_progress_writes_one_line_per_interval_and_one_at_close():
+    import io
+
+    from profiler.progress import PlainProgress, progress_bar
+
+    now = [0.0]
+    stream = io.StringIO()
+    bar = PlainProgress(10, desc="train", unit="epoch", stream=stream, interval_s=30, clock=lambda: now[0])
+    for _ in range(10):
+        now[0] += 10
+        bar.update(1)
+        bar.set_postfix(loss="0.5")
+    bar.close()
+    assert stream.getvalue().splitlines() == [
+        "train: 3/10 epoch (30 s), loss=0.5", "train: 6/10 epoch (60 s), loss=0.5",
+        "train: 9/10 epoch (90 s), loss=0.5", "train: 10/10 epoch (100 s), loss=0.5",
+    ]
+    assert isinstance(progress_bar(5, desc="x", unit="wl", stream=io.StringIO()), PlainProgress)
