@@ -104,3 +104,26 @@ def test_a_file_that_is_not_a_skops_archive_is_one_error(tmp_path, content):
     junk.write_bytes(content)
     with pytest.raises(PredictorError, match="is not a saved vidlat predictor"):
         FittedPredictor.load(junk)
+
+
+# ------------------------------------------------------------------ exported ONNX models
+@pytest.mark.parametrize("value, message", [
+    ("{not json", "'vidlat.arch' metadata is not an arch spec in JSON (Expecting property name"),
+    ("[" * 100_000, "'vidlat.arch' metadata is not an arch spec in JSON"),
+    ('["a list"]', "(metadata 'vidlat.arch'): an arch spec is a mapping, got list"),
+])
+def test_an_onnx_model_with_bad_arch_metadata_is_one_error_line(tmp_path, value, message):
+    import onnx
+
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    model = onnx.helper.make_model(graph)
+    model.metadata_props.add(key="vidlat.arch", value=value)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    store = tmp_path / "latency.sqlite"
+    with LatencyStore(store) as opened:
+        opened.register_device(resolve_device(DEVICE), {})
+    code, stderr = run_cli("predict", "--device", DEVICE, str(path), "--store", str(store))
+    assert code == 2 and message in one_error_line(stderr)

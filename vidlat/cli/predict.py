@@ -174,7 +174,12 @@ def read_arch(path: str | Path) -> Any:
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     if "vidlat.arch" not in metadata:
         raise PredictorError(f"{path}: not an exported vidlat model (no 'vidlat.arch' metadata); export it with `vidlat export`")
-    return ArchSpec.from_dict(json.loads(metadata["vidlat.arch"]), source=str(path))
+    try:
+        data = json.loads(metadata["vidlat.arch"])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
+        raise PredictorError(f"{path}: its 'vidlat.arch' metadata is not an arch spec in JSON "
+                             f"({getattr(exc, 'msg', type(exc).__name__)}); re-export the model with `vidlat export`") from None
+    return ArchSpec.from_dict(data, source=f"{path} (metadata 'vidlat.arch')")
 
 
 def _check_fits(arch: Any, space: Any) -> list[str]:
