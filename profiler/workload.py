@@ -70,12 +70,13 @@ class Measurement:
         return cls(status="failed", reason=reason, extra=extra)
 
     def problem(self) -> str:
-        """Why an ok measurement cannot be a latency ("" when it can): a statistic missing, non-finite or negative."""
+        """Why an ok measurement cannot be a latency ("" when it can): no median, or a statistic that is
+        non-finite or negative."""
         if self.status != "ok":
             return ""
         stats = {"median_ms": self.median_ms, "mean_ms": self.mean_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms}
         for name, value in stats.items():
-            if value is None or not math.isfinite(value) or value < 0:
+            if (value is None and name == "median_ms") or (value is not None and (not math.isfinite(value) or value < 0)):
                 return f"non-physical latency {name}={value} (a latency must be a finite number >= 0 ms)"
         return ""
 
