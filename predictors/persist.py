@@ -8,15 +8,18 @@
     .skops file ──load(device=, fingerprint=)──> FittedPredictor  (another device, fingerprint or
                                                                   feature set: PredictorMismatchError)
 
-Before loading, every type in the file is listed (``skops.io.get_untrusted_types``); only
-scikit-learn estimators, numpy arrays and builtins are trusted, anything else is refused, so a
-file a user hands us can never run code.
+Before loading, every node of the file's schema is listed as (skops loader, type) and checked
+against ``TRUSTED_NODES``: exactly the containers, numpy arrays and estimator classes that the
+regressors of ``predictors.regressors`` save (found by saving each kind and walking its schema).
+No function, method or other callable is ever trusted (``FunctionTransformer``, ``exec``,
+``numpy.full_like``, ...), so a file a user hands us can never run code.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,35 @@ from predictors.network import Calibration, NetworkPredictor
 from predictors.regressors import LatencyRegressor
 
 FORMAT = "vidlat-predictor/1"
-TRUSTED_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "builtins.")
+KEY_TYPE = "dict key type"
+# (skops loader, type) of every node a saved predictor holds: the payload's containers and plain
+# values, and the estimators of every regressor kind with their internal types. No type or function
+# as a value, nothing that loads as a function, method or partial: str only as the key type of a dict.
+TRUSTED_NODES: frozenset[tuple[str, str]] = frozenset({
+    ("DictNode", "builtins.dict"),
+    ("ListNode", "builtins.list"),
+    ("TupleNode", "builtins.tuple"),
+    (KEY_TYPE, "builtins.str"),
+    *(("JsonNode", f"builtins.{name}") for name in ("str", "int", "float", "bool", "NoneType")),
+    ("NdArrayNode", "numpy.ndarray"),
+    ("NdArrayNode", "numpy.float64"),
+    ("RandomStateNode", "numpy.random.mtrand.RandomState"),
+    ("TreeNode", "sklearn.tree._tree.Tree"),
+    ("LossNode", "sklearn._loss._loss.CyHalfSquaredError"),
+    *(("ObjectNode", name) for name in (
+        "sklearn._loss.link.IdentityLink",
+        "sklearn._loss.link.Interval",
+        "sklearn._loss.loss.HalfSquaredError",
+        "sklearn.dummy.DummyRegressor",
+        "sklearn.ensemble._forest.RandomForestRegressor",
+        "sklearn.ensemble._gb.GradientBoostingRegressor",
+        "sklearn.linear_model._base.LinearRegression",
+        "sklearn.linear_model._ridge.RidgeCV",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.tree._classes.DecisionTreeRegressor",
+    )),
+})
 # fingerprint fields that say which hardware and runtime a table was measured with
 FINGERPRINT_FIELDS_IGNORED: frozenset[str] = frozenset({"vidlat", "python", "os"})
 
@@ -90,14 +121,18 @@ class FittedPredictor:
         path = Path(path)
         if not path.is_file():
             raise PredictorError(f"no fitted predictor at '{path}'; run `vidlat fit` first")
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-        except Exception as exc:  # zip or schema errors of a file that is not a skops file
-            raise PredictorError(f"'{path}' is not a saved vidlat predictor ({exc})") from exc
-        refused = [name for name in untrusted if not name.startswith(TRUSTED_PREFIXES)]
+        nodes = schema_nodes(path)
+        refused = sorted({f"{name} ({loader})" for loader, name in nodes - TRUSTED_NODES})
         if refused:
-            raise PredictorError(f"'{path}' holds types vidlat does not trust: {', '.join(refused)}")
-        payload = sio.load(path, trusted=untrusted)
+            shown = ", ".join(refused[:5]) + (f" ... ({len(refused) - 5} more)" if len(refused) > 5 else "")
+            raise PredictorError(
+                f"'{path}' holds types a vidlat predictor never contains, refused unloaded: {shown}; "
+                "load only predictors written by `vidlat fit`"
+            )
+        try:
+            payload = sio.load(path, trusted=sorted({name for _, name in nodes}))
+        except Exception as exc:  # a trusted type with state it cannot take
+            raise PredictorError(f"'{path}' is not a saved vidlat predictor ({type(exc).__name__}: {exc})") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise PredictorError(f"'{path}' is not a saved vidlat predictor (format {FORMAT})")
         if device is not None and payload["device"] != device:
@@ -138,3 +173,26 @@ class FittedPredictor:
             regressor=regressor,
             scores=payload.get("scores", {}),
         )
+
+
+def schema_nodes(path: Path) -> set[tuple[str, str]]:
+    """Every (skops loader, module.type) in the schema of the skops file ``path``, read as JSON only."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PredictorError(f"'{path}' is not a saved vidlat predictor ({type(exc).__name__}: {exc})") from None
+    found: set[tuple[str, str]] = set()
+    stack: list[tuple[Any, bool]] = [(schema, False)]
+    while stack:
+        item, in_key_types = stack.pop()
+        if isinstance(item, dict):
+            if "__loader__" in item:
+                loader = str(item["__loader__"])
+                if loader == "TypeNode" and in_key_types:
+                    loader = KEY_TYPE  # the type of a dict's keys, not a value the payload can call
+                found.add((loader, f"{item.get('__module__')}.{item.get('__class__')}"))
+            stack.extend((value, in_key_types or key == "key_types") for key, value in item.items())
+        elif isinstance(item, list):
+            stack.extend((value, in_key_types) for value in item)
+    return found

@@ -15,11 +15,12 @@ allowed.
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from profiler.errors import DeviceConfigError
 from profiler.yaml_config import StrictConfig, describe_validation_error, first_error, read_yaml
@@ -27,13 +28,20 @@ from profiler.yaml_config import StrictConfig, describe_validation_error, first_
 
 # --------------------------------------------------------------------------- measurement policy
 class MeasurementPolicy(StrictConfig):
-    """How a workload is timed: warm-up, adaptive repetition, cold cache, contention check."""
+    """How a workload is timed: warm-up, adaptive repetition, cold cache, contention check.
 
-    warmup_runs: int = Field(5, ge=0, description="untimed runs before timing")
-    min_runs: int = Field(10, ge=3, description="timed runs before the stopping rule is checked")
+    Timed runs stop at ``max_runs``, or from ``min_runs`` on once the CI of the median is below
+    ``max_rel_ci``, or as soon as they have taken ``max_seconds``: the time budget is a hard cap,
+    checked after every timed run, and wins over ``min_runs`` (a slow workload keeps at least one
+    run). Warm-up runs do not count towards it.
+    """
+
+    warmup_runs: int = Field(5, ge=0, description="untimed runs before timing (not counted in max_seconds)")
+    min_runs: int = Field(10, ge=3, description="timed runs before the CI stopping rule is checked (max_seconds can stop earlier)")
     max_runs: int = Field(200, ge=3, description="cap on timed runs")
     max_rel_ci: float = Field(0.02, gt=0, lt=1, description="stop when the 95% CI of the median, relative to it, is below this")
-    max_seconds: float = Field(5.0, gt=0, description="time budget per workload (timed runs stop after it)")
+    max_seconds: float = Field(5.0, gt=0, allow_inf_nan=False,
+                               description="hard cap on a workload's timed runs in seconds, checked after every run; wins over min_runs")
     cold_cache: bool = Field(False, description="flush a buffer larger than the last-level cache before each timed run")
     flush_mb: int = Field(64, ge=1, description="size of the cache-flush buffer in MiB")
     contention_ratio: float = Field(1.5, gt=1, description="median wall / thread CPU time above this marks a run contended")
@@ -110,62 +118,78 @@ BACKEND_OPTIONS: dict[str, type[StrictConfig]] = {
 
 
 # --------------------------------------------------------------------------- simulator hardware
+def physical(low: float, high: float, unit: str = "") -> AfterValidator:
+    """A hardware parameter must be finite and within ``[low, high]`` (a physical range): a clock of
+    0, 5e-324 or .inf would divide by zero or give infinite latencies."""
+    allowed = f"must be a finite number in [{low:g}, {high:g}]" + (f" {unit}" if unit else "")
+
+    def check(value: float) -> float:
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(allowed)
+        return value
+
+    return AfterValidator(check)
+
+
+Cycles = Annotated[int, physical(0, 1e9, "cycles")]
+KiB = Annotated[float, physical(0.001, 1e7, "KB")]
+Gbps = Annotated[float, physical(0.001, 1e5, "GB/s")]
+Mhz = Annotated[float, physical(1, 5000, "MHz")]
+Fraction = Annotated[float, physical(0.001, 1)]
+Parallelism = Annotated[int, physical(1, 65536)]
+
+
 class HostCpu(StrictConfig):
     """The host CPU that runs what the accelerator fabric cannot."""
 
-    cores: int = Field(..., ge=1)
-    clock_ghz: float = Field(..., gt=0)
-    flops_per_cycle: float = Field(8.0, gt=0, description="per core, for the op's precision")
-    efficiency: float = Field(0.3, gt=0, le=1)
-    sync_us: float = Field(50.0, ge=0, description="hand-over from the fabric to the host and back (cache flush, interrupt)")
+    cores: Annotated[int, physical(1, 1024)]
+    clock_ghz: Annotated[float, physical(0.01, 10, "GHz")]
+    flops_per_cycle: Annotated[float, physical(0.01, 1024)] = Field(8.0, description="per core, for the op's precision")
+    efficiency: Fraction = 0.3
+    sync_us: Annotated[float, physical(0, 1e6, "us")] = Field(
+        50.0, description="hand-over from the fabric to the host and back (cache flush, interrupt)")
 
 
 class VectorUnit(StrictConfig):
     """Lanes for pooling, elementwise ops and activations."""
 
-    lanes: int = Field(..., ge=1)
+    lanes: Parallelism
 
 
 class DspArrayHardware(StrictConfig):
     """Tiled DSP-array FPGA engine (the loop-tiling model of FPGA CNN accelerators)."""
 
     template: Literal["dsp_array"]
-    dsps: int = Field(..., ge=1)
-    clock_mhz: float = Field(..., gt=0)
-    tm: int = Field(..., ge=1, description="output-channel parallelism")
-    tn: int = Field(..., ge=1, description="input-channel parallelism")
-    dsps_per_mac: dict[str, float] = Field(default_factory=lambda: {"int8": 0.5, "int16": 1.0, "fp16": 2.0, "fp32": 5.0})
-    input_buffer_kb: float = Field(..., gt=0)
-    weight_buffer_kb: float = Field(..., gt=0)
-    output_buffer_kb: float = Field(..., gt=0)
-    ddr_gbps: float = Field(..., gt=0)
-    ddr_efficiency: float = Field(0.7, gt=0, le=1)
-    layer_overhead_cycles: int = Field(2000, ge=0)
+    dsps: Annotated[int, physical(1, 1e6)]
+    clock_mhz: Mhz
+    tm: Parallelism = Field(..., description="output-channel parallelism")
+    tn: Parallelism = Field(..., description="input-channel parallelism")
+    dsps_per_mac: dict[str, Annotated[float, physical(0.01, 64)]] = Field(
+        default_factory=lambda: {"int8": 0.5, "int16": 1.0, "fp16": 2.0, "fp32": 5.0})
+    input_buffer_kb: KiB
+    weight_buffer_kb: KiB
+    output_buffer_kb: KiB
+    ddr_gbps: Gbps
+    ddr_efficiency: Fraction = 0.7
+    layer_overhead_cycles: Cycles = 2000
     conv3d: Literal["native", "decompose", "host"] = "decompose"
     softmax: Literal["native", "host"] = "host"
     vector: VectorUnit
     host: HostCpu
-
-    @model_validator(mode="after")
-    def _positive_costs(self) -> "DspArrayHardware":
-        for precision, per_mac in self.dsps_per_mac.items():
-            if per_mac <= 0:
-                raise ValueError(f"dsps_per_mac.{precision} must be > 0 (got {per_mac})")
-        return self
 
 
 class SystolicHardware(StrictConfig):
     """Weight-stationary systolic array NPU."""
 
     template: Literal["systolic"]
-    rows: int = Field(..., ge=1)
-    cols: int = Field(..., ge=1)
-    clock_mhz: float = Field(..., gt=0)
-    ifmap_sram_kb: float = Field(..., gt=0)
-    filter_sram_kb: float = Field(..., gt=0)
-    ofmap_sram_kb: float = Field(..., gt=0)
-    dram_gbps: float = Field(..., gt=0)
-    layer_overhead_cycles: int = Field(500, ge=0)
+    rows: Parallelism
+    cols: Parallelism
+    clock_mhz: Mhz
+    ifmap_sram_kb: KiB
+    filter_sram_kb: KiB
+    ofmap_sram_kb: KiB
+    dram_gbps: Gbps
+    layer_overhead_cycles: Cycles = 500
     conv3d: Literal["native", "decompose", "host"] = "native"
     softmax: Literal["native", "host"] = "host"
     vector: VectorUnit

@@ -3,10 +3,15 @@
 ::
 
     warm-up runs ──> timed runs ──(>= min_runs)──> CI of the median <= max_rel_ci ? stop
-                        ^  (cold cache: flush       │ or max_runs / max_seconds reached
+                        ^  (cold cache: flush       │ or max_runs reached
                         │   before each run)        v
+                        │   max_seconds of timed runs spent ? stop (checked after every run)
                         └──────── no ────────── Measurement(median, mean, std, p10, p90,
                                                             raw times, CPU time, contended)
+
+``max_seconds`` is a hard cap: it wins over ``min_runs``, so a slow workload may stop with fewer
+runs (at least one; ``extra["stopped_by"]`` says why it stopped). Warm-up runs do not count
+towards it; they are bounded by ``warmup_runs``.
 
 Wall time is ``perf_counter``; CPU time is the process CPU time of the same run, so a run whose
 wall time is far above its CPU time (another process had the core) shows as contended.
@@ -69,28 +74,39 @@ def summarize(wall_ms: list[float], cpu_ms: list[float], contention_ratio: float
     )
 
 
-def measure_callable(run: Callable[[], object], policy: MeasurementPolicy) -> Measurement:
-    """Time ``run`` under ``policy``; exceptions propagate to the backend, which records them."""
+def measure_callable(
+    run: Callable[[], object], policy: MeasurementPolicy, *, clock_ns: Callable[[], int] = time.perf_counter_ns
+) -> Measurement:
+    """Time ``run`` under ``policy``; exceptions propagate to the backend, which records them.
+
+    Stops at ``max_runs``, at ``min_runs`` once the CI of the median is narrow enough, or as soon as
+    the timed runs have taken ``max_seconds`` (a hard cap, also below ``min_runs``; warm-up not
+    counted). ``clock_ns`` is the wall clock (nanoseconds).
+    """
     flush = CacheFlusher(policy.flush_mb) if policy.cold_cache else None
     for _ in range(policy.warmup_runs):
         run()
     wall_ms: list[float] = []
     cpu_ms: list[float] = []
-    deadline = time.perf_counter() + policy.max_seconds
+    deadline = clock_ns() + int(policy.max_seconds * 1e9)
+    stopped_by = "max_runs"
     while len(wall_ms) < policy.max_runs:
         if flush is not None:
             flush()
         cpu_start = time.process_time_ns()
-        wall_start = time.perf_counter_ns()
+        wall_start = clock_ns()
         run()
-        wall_end = time.perf_counter_ns()
+        wall_end = clock_ns()
         cpu_end = time.process_time_ns()
         wall_ms.append((wall_end - wall_start) / 1e6)
         cpu_ms.append((cpu_end - cpu_start) / 1e6)
-        if len(wall_ms) >= policy.min_runs and (
-            median_rel_ci(wall_ms) <= policy.max_rel_ci or time.perf_counter() > deadline
-        ):
+        if len(wall_ms) >= policy.min_runs and median_rel_ci(wall_ms) <= policy.max_rel_ci:
+            stopped_by = "max_rel_ci"
+            break
+        if wall_end >= deadline:
+            stopped_by = "max_seconds"
             break
     measurement = summarize(wall_ms, cpu_ms, policy.contention_ratio)
-    measurement.extra["rel_ci"] = median_rel_ci(wall_ms)
+    rel_ci = median_rel_ci(wall_ms)
+    measurement.extra.update(rel_ci=rel_ci if math.isfinite(rel_ci) else None, stopped_by=stopped_by)
     return measurement

@@ -11,14 +11,28 @@
 Every measurement is committed as it is recorded (WAL mode), so an interrupted sweep loses at most
 the workload in flight. ``table`` gives the latest measurement per workload as a DataFrame; the
 history of re-measurements stays in the file.
+
+A device name means one configuration: its identity is everything that changes its latency
+(backend, options with defaults filled in, measurement policy, simulator hardware, and the
+fingerprint less the vidlat / Python / OS versions; not the description or the per-node switch).
+Registering a name that already holds measurements with another identity is a ``StoreError``
+naming what differs, and changes nothing; ``replace=True`` (``vidlat profile --remeasure``) makes
+the name mean the new configuration: the old rows stay as history, but reads and resume see only
+the rows measured under the current identity (its digest is in ``meta`` and in each row's ``extra``).
+
+Only a missing or empty (0-byte) file becomes a new store. Any other file is checked read-only
+first and refused, byte-identical and without side files, unless it is a vidlat store;
+``read_only=True`` opens a store without writing to it (a read-only file works).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +41,9 @@ from typing import Any
 import pandas as pd
 
 from profiler import __version__
-from profiler.device import DeviceConfig
+from pydantic import ValidationError
+
+from profiler.device import BACKEND_OPTIONS, DeviceConfig
 from profiler.errors import StoreError
 from profiler.workload import Measurement, Workload
 
@@ -37,6 +53,12 @@ STORE_ENV = "VIDLAT_STORE"
 
 STAT_COLUMNS = ["median_ms", "mean_ms", "std_ms", "p10_ms", "p90_ms", "runs", "cpu_ms", "contended"]
 TABLE_COLUMNS = ["key", "status", "reason", *STAT_COLUMNS, "measured_at"]
+SQLITE_HEADER = b"SQLite format 3\x00"
+# what does not change a device's latency: how it is called and described, what else is recorded, versions
+IDENTITY_IGNORED: frozenset[str] = frozenset({
+    "name", "description", "measurement.per_node", "fingerprint.vidlat", "fingerprint.python", "fingerprint.os",
+})
+IDENTITY_KEY = "device_identity"  # in a measurement's extra: the identity it was measured under
 
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +94,37 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _flatten(value: Any, prefix: str, into: dict[str, str]) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), into)
+    else:
+        into[prefix] = json.dumps(value, sort_keys=True, default=str)
+
+
+def device_identity(config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> dict[str, str]:
+    """Everything that changes a device's latency, flat (``options.intra_op_threads``, ``fingerprint.cpu``, ...)."""
+    config = dict(config)
+    try:  # defaults filled in, so `options: {}` and the same options spelled out are one identity
+        config["options"] = BACKEND_OPTIONS[config["backend"]].model_validate(config.get("options", {})).model_dump(mode="json")
+    except (KeyError, ValidationError):
+        pass
+    flat: dict[str, str] = {}
+    _flatten({**config, "fingerprint": dict(fingerprint)}, "", flat)
+    return {key: value for key, value in flat.items() if key not in IDENTITY_IGNORED}
+
+
+def identity_digest(identity: Mapping[str, str]) -> str:
+    """A short stable hash of an identity."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _differences(old: Mapping[str, str], new: Mapping[str, str], shown: int = 4) -> str:
+    keys = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    text = ", ".join(f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}" for key in keys[:shown])
+    return text + (f" ... ({len(keys) - shown} more)" if len(keys) > shown else "")
+
+
 class LatencyStore:
     """A vidlat latency store on disk (created on first use); use as a context manager.
 
@@ -79,48 +132,112 @@ class LatencyStore:
     and is left untouched.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        self.read_only = read_only
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory; give the path of a store file (e.g. latency.sqlite)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = self._check_file()
+        if new and read_only:
+            raise StoreError(f"{self.path}: no latency store here (missing or empty); run `vidlat profile` first or pass --store")
+        if not new and not read_only and not os.access(self.path, os.W_OK):
+            raise StoreError(f"{self.path}: the store file is read-only; measuring needs write access "
+                             "(lut show / export, fit, evaluate and predict only read it)")
+        if new:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create the store's folder {self.path.parent} ({exc.strerror or exc}); "
+                                 "give a path in a folder") from None
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db = self._connect(read_only=read_only)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
         try:
-            self._open()
+            if new:
+                self._create()
+            if not read_only:
+                self._wal()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"{self.path}: cannot write to the store ({exc})") from None
         except BaseException:
             self._db.close()
             raise
 
     # ------------------------------------------------------------------ opening
-    def _open(self) -> None:
+    def _connect(self, *, read_only: bool, inspect: bool = False) -> sqlite3.Connection:
+        """A connection; read-only ones never write. With no ``-wal`` file nobody has the store open for
+        writing, so a read-only look at a file we may not write is ``immutable``: no lock, no side files."""
+        query = ""
+        if read_only:
+            quiet = not Path(f"{self.path}-wal").exists() and (inspect or not os.access(self.path, os.W_OK))
+            query = "?mode=ro" + ("&immutable=1" if quiet else "")
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}{query}"
+        return sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+
+    def _check_file(self) -> bool:
+        """True if the path may become a new store (missing or 0 bytes); else it must be a vidlat store
+        this vidlat understands, which is checked without writing anything."""
         try:
-            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            size = self.path.stat().st_size
+            if size == 0:
+                return True
+            with self.path.open("rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read the store ({exc.strerror or exc})") from None
+        refuse = f"{self.path}: not a vidlat store"
+        choose = "choose another --store path (only a missing or empty file becomes a new store)"
+        if header != SQLITE_HEADER:
+            raise StoreError(f"{refuse} (not an SQLite database); {choose}")
+        try:
+            db = self._connect(read_only=True, inspect=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" not in tables:
+                what = f"tables {', '.join(sorted(tables))}" if tables else "no tables"
+                raise StoreError(f"{refuse} (an SQLite file with {what}); {choose}")
+            try:
+                meta = dict(db.execute("SELECT name, value FROM meta"))
+            except sqlite3.Error as exc:
+                raise StoreError(f"{refuse} (its meta table has another shape: {exc}); {choose}") from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a vidlat store (not an SQLite database: {exc})") from None
-        if not tables:
-            self._wal()
-            with self._transaction():
-                for statement in _SCHEMA.strip().split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.executemany(
-                    "INSERT INTO meta (name, value) VALUES (?, ?)",
-                    [("app", APP), ("schema_version", str(SCHEMA_VERSION)), ("created_at", _now())],
-                )
-            return
-        meta = dict(self._db.execute("SELECT name, value FROM meta")) if "meta" in tables else {}
+            raise StoreError(f"{refuse} (not a readable SQLite database: {exc}); {choose}") from None
+        finally:
+            db.close()
         if meta.get("app") != APP:
-            raise StoreError(f"{self.path}: not a vidlat store (an SQLite file with tables {', '.join(sorted(tables))}); choose another --store path")
-        version = int(meta.get("schema_version", "0"))
+            raise StoreError(f"{refuse} (an SQLite file with tables {', '.join(sorted(tables))}); {choose}")
+        try:
+            version = int(meta.get("schema_version", ""))
+        except (TypeError, ValueError):
+            raise StoreError(f"{self.path}: damaged vidlat store: schema_version {meta.get('schema_version')!r} is not an integer") from None
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: store schema version {version} is newer than this vidlat understands "
                 f"({SCHEMA_VERSION}); upgrade vidlat"
             )
-        self._wal()
+        missing = {"devices", "workloads", "measurements"} - tables
+        if missing:
+            raise StoreError(f"{self.path}: damaged vidlat store: no table {', '.join(sorted(missing))}")
+        return False
+
+    def _create(self) -> None:
+        """The schema, in one transaction (a new file stays empty if it is interrupted)."""
+        with self._transaction():
+            if self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+                return  # another process created the store meanwhile
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                [("app", APP), ("schema_version", str(SCHEMA_VERSION)), ("created_at", _now())],
+            )
 
     def _wal(self) -> None:
         # WAL + synchronous=NORMAL: a committed measurement survives a killed process (not a power cut).
@@ -129,7 +246,10 @@ class LatencyStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # read-only file, locked for longer than the timeout, ...
+            raise StoreError(f"{self.path}: cannot write to the store ({exc})") from None
         try:
             yield
         except BaseException:
@@ -147,16 +267,48 @@ class LatencyStore:
         self.close()
 
     # ------------------------------------------------------------------ writing
-    def register_device(self, device: DeviceConfig, fingerprint: dict[str, Any]) -> None:
-        """Insert or update a device with its config and the fingerprint of the machine now."""
+    def register_device(self, device: DeviceConfig, fingerprint: dict[str, Any], *, replace: bool = False) -> None:
+        """Insert a device with its config and the fingerprint of the machine now, or refresh it.
+
+        If the name already holds measurements made with another identity (see the module doc), it is
+        a ``StoreError`` naming what differs and nothing changes, unless ``replace``: then the name
+        means the new configuration and only what is measured under it is read from now on.
+        """
         config = device.model_dump(mode="json", exclude_none=True)
+        identity = device_identity(config, fingerprint)
         with self._transaction():
+            row = self._db.execute("SELECT config, fingerprint FROM devices WHERE name = ?", (device.name,)).fetchone()
+            stored = device_identity(json.loads(row[0]), json.loads(row[1])) if row is not None else None
+            if stored is not None and stored != identity:
+                where, params = self._current(device.name)
+                count = self._db.execute(f"SELECT COUNT(*) FROM measurements WHERE {where}", params).fetchone()[0]
+                if count and not replace:
+                    raise StoreError(
+                        f"{self.path}: device name '{device.name}' now means another configuration "
+                        f"({_differences(stored, identity)}) than its {count} stored measurements; nothing was changed. "
+                        "Give the changed device a new name, or re-run with --remeasure to measure everything "
+                        "again under the new configuration (the old rows stay as history)"
+                    )
+                # rows from before identities were recorded belong to the configuration being replaced
+                self._db.execute(
+                    f"UPDATE measurements SET extra = json_set(extra, '$.{IDENTITY_KEY}', ?) "
+                    f"WHERE device = ? AND json_extract(extra, '$.{IDENTITY_KEY}') IS NULL",
+                    (self.identity(device.name) or identity_digest(stored), device.name),
+                )
+            if stored != identity or not self.identity(device.name):
+                self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                                 (f"identity:{device.name}", identity_digest(identity)))
             self._db.execute(
                 "INSERT INTO devices (name, backend, config, fingerprint, registered_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET backend = excluded.backend, config = excluded.config, "
                 "fingerprint = excluded.fingerprint, registered_at = excluded.registered_at",
                 (device.name, device.backend, json.dumps(config, sort_keys=True), json.dumps(fingerprint, sort_keys=True), _now()),
             )
+
+    def identity(self, device_name: str) -> str:
+        """Digest of the configuration the device name means now ("" if none was recorded yet)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (f"identity:{device_name}",)).fetchone()
+        return row[0] if row is not None else ""
 
     def put_workload(self, workload: Workload) -> None:
         """Insert or update a workload's spec, input shapes and ONNX hash (not the ONNX bytes)."""
@@ -179,6 +331,9 @@ class LatencyStore:
         row = self._db.execute("SELECT fingerprint FROM devices WHERE name = ?", (device_name,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: device '{device_name}' is not registered; call register_device first")
+        if measurement.problem():
+            raise StoreError(f"{self.path}: refusing to store '{workload.key}' as ok: {measurement.problem()}")
+        extra = {**measurement.extra, IDENTITY_KEY: self.identity(device_name)}
         with self._transaction():
             if only_if_absent and self.has_result(device_name, workload.key):
                 return False
@@ -191,7 +346,7 @@ class LatencyStore:
                     device_name, workload.key, measurement.status, measurement.reason,
                     measurement.median_ms, measurement.mean_ms, measurement.std_ms, measurement.p10_ms, measurement.p90_ms,
                     measurement.runs, json.dumps(measurement.raw_ms), measurement.cpu_ms, int(measurement.contended),
-                    json.dumps(measurement.node_times), json.dumps(measurement.extra, default=str), row[0],
+                    json.dumps(measurement.node_times), json.dumps(extra, default=str), row[0],
                     __version__, _now(),
                 ),
             )
@@ -209,14 +364,21 @@ class LatencyStore:
             raise StoreError(f"{self.path}: no device '{device_name}'; devices here: {', '.join(self.devices()) or 'none'}")
         return json.loads(row[0])
 
+    def _current(self, device_name: str) -> tuple[str, tuple[str, str]]:
+        """SQL condition and parameters: a measurement of the device under its current identity (rows from
+        before identities were recorded count until the configuration is replaced)."""
+        stamp = f"json_extract(extra, '$.{IDENTITY_KEY}')"
+        return f"device = ? AND ({stamp} = ? OR {stamp} IS NULL)", (device_name, self.identity(device_name))
+
     def has_result(self, device_name: str, key: str) -> bool:
-        """Whether any measurement (ok, unsupported or failed) of ``key`` on the device is stored."""
-        row = self._db.execute("SELECT 1 FROM measurements WHERE device = ? AND key = ? LIMIT 1", (device_name, key)).fetchone()
-        return row is not None
+        """Whether any measurement (ok, unsupported or failed) of ``key`` on the device, as configured now, is stored."""
+        where, params = self._current(device_name)
+        return self._db.execute(f"SELECT 1 FROM measurements WHERE {where} AND key = ? LIMIT 1", (*params, key)).fetchone() is not None
 
     def measured_keys(self, device_name: str) -> set[str]:
-        """Every key with a stored measurement on the device."""
-        return {row[0] for row in self._db.execute("SELECT DISTINCT key FROM measurements WHERE device = ?", (device_name,))}
+        """Every key with a stored measurement on the device as configured now."""
+        where, params = self._current(device_name)
+        return {row[0] for row in self._db.execute(f"SELECT DISTINCT key FROM measurements WHERE {where}", params)}
 
     def count(self, device_name: str | None = None) -> int:
         """Number of measurement rows (all history), for one device or all."""
@@ -225,13 +387,14 @@ class LatencyStore:
         return self._db.execute("SELECT COUNT(*) FROM measurements WHERE device = ?", (device_name,)).fetchone()[0]
 
     def _latest(self, device_name: str, keys: list[str] | None, columns: str) -> list[sqlite3.Row]:
+        where, params = self._current(device_name)
         query = (
             f"SELECT {columns} FROM measurements m JOIN workloads w ON w.key = m.key "
-            "WHERE m.id IN (SELECT MAX(id) FROM measurements WHERE device = ? GROUP BY key)"
+            f"WHERE m.id IN (SELECT MAX(id) FROM measurements WHERE {where} GROUP BY key)"
         )
         self._db.row_factory = sqlite3.Row
         try:
-            rows = self._db.execute(query + " ORDER BY m.id", (device_name,)).fetchall()
+            rows = self._db.execute(query + " ORDER BY m.id", params).fetchall()
         finally:
             self._db.row_factory = None
         if keys is not None:

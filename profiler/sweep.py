@@ -10,6 +10,7 @@
           contended (wall >> CPU) ──> queued, re-measured after the others (max_contended_retries),
                                       then the least contended attempt is stored, flagged
           ok / unsupported / failed ──> store.record (committed at once)
+          ok with an Inf / NaN / negative latency ──> stored as failed, with the reason
 
 Each result is committed as it is made, so a killed sweep re-measures at most the workload in flight.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from profiler.backends.base import Backend, runtime_message
 from profiler.errors import TransientDeviceError, VidlatError
+from profiler.progress import progress_bar
 from profiler.store import LatencyStore
 from profiler.workload import Measurement, Workload
 
@@ -65,15 +67,18 @@ def _contention(measurement: Measurement) -> float:
 
 
 def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
-    """``backend.measure``; an unexpected exception becomes a failed measurement, not a dead sweep."""
+    """``backend.measure``; an unexpected exception or a non-physical latency (Inf, NaN, negative)
+    becomes a failed measurement, not a dead sweep or a stored ok."""
     try:
-        return backend.measure(workload)
+        measurement = backend.measure(workload)
     except (TransientDeviceError, KeyboardInterrupt):
         raise
     except VidlatError as exc:
         return Measurement.failed(str(exc))
     except Exception as exc:  # a backend bug or a runtime crash that surfaced as an exception
         return Measurement.failed(runtime_message(exc))
+    problem = measurement.problem()
+    return Measurement("failed", reason=problem, extra=measurement.extra) if problem else measurement
 
 
 def _measure_with_retry(
@@ -110,7 +115,9 @@ def profile_workloads(
 ) -> SweepSummary:
     """Measure ``workloads`` (deduplicated by key) on ``backend`` into ``store``; resumable.
 
-    Already stored keys are skipped unless ``remeasure``; ``limit`` caps how many are measured in
+    Keys already stored for the device as configured now are skipped unless ``remeasure``, which also
+    lets a changed configuration replace the one the name meant (else the store refuses it, see
+    ``LatencyStore.register_device``); ``limit`` caps how many are measured in
     this call. A contended measurement is queued and re-measured after the others (up to
     ``max_contended_retries`` times); if every attempt was contended, the least contended one is
     stored, flagged. A backend raising
@@ -118,7 +125,7 @@ def profile_workloads(
     """
     started = time.perf_counter()
     device = backend.device.name
-    store.register_device(backend.device, backend.fingerprint())
+    store.register_device(backend.device, backend.fingerprint(), replace=remeasure)
     summary = SweepSummary(device=device)
 
     unique: dict[str, Workload] = {}
@@ -137,9 +144,7 @@ def profile_workloads(
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="wl", desc=device, dynamic_ncols=True, leave=True)
+        bar = progress_bar(len(todo), desc=device, unit="wl")
 
     def store_result(workload: Workload, measurement: Measurement) -> None:
         if bar is not None:

@@ -8,6 +8,7 @@ regressors can learn from it. A ``Measurement`` is what a device says about one 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
 from typing import Any, Literal
@@ -67,6 +68,17 @@ class Measurement:
     @classmethod
     def failed(cls, reason: str, **extra: Any) -> "Measurement":
         return cls(status="failed", reason=reason, extra=extra)
+
+    def problem(self) -> str:
+        """Why an ok measurement cannot be a latency ("" when it can): no median, or a statistic that is
+        non-finite or negative."""
+        if self.status != "ok":
+            return ""
+        stats = {"median_ms": self.median_ms, "mean_ms": self.mean_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms}
+        for name, value in stats.items():
+            if (value is None and name == "median_ms") or (value is not None and (not math.isfinite(value) or value < 0)):
+                return f"non-physical latency {name}={value} (a latency must be a finite number >= 0 ms)"
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,3 +17,7 @@ class SearchSpaceError(VidlatError):
 
 class ExportError(VidlatError):
     """An ONNX export failed its checks (checker, ONNX Runtime against torch)."""
+
+
+class WeightsError(VidlatError):
+    """A weights file is unreadable, not a state_dict of tensors, or does not fit the arch."""

@@ -12,6 +12,7 @@ so a weights file a user hands over cannot run code.
 from __future__ import annotations
 
 import copy
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from profiler.progress import progress_bar
 from search.arch import ArchSpec, build_model
 from search.data.clips import ClipSet, ClipSplits, DataError
+from search.errors import WeightsError
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,7 @@ def train_arch(arch: ArchSpec, data: ClipSplits, config: TrainConfig = TrainConf
     started = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.epochs, desc="train", unit="epoch", dynamic_ncols=True)
+        bar = progress_bar(config.epochs, desc="train", unit="epoch")
     for epoch in range(config.epochs):
         model.train()
         shuffle = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -146,10 +147,42 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
     torch.save({name: tensor.detach().clone() for name, tensor in model.state_dict().items()}, path)
 
 
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" ... ({len(names) - shown} more)" if len(names) > shown else "")
+
+
 def load_weights(arch: ArchSpec, path: str | Path) -> nn.Module:
-    """``build_model(arch)`` with the weights in ``path`` (loaded with ``weights_only=True``), in eval mode."""
+    """``build_model(arch)`` with the weights in ``path`` (loaded with ``weights_only=True``), in eval mode.
+
+    A file that is not a state_dict of tensors, or one that does not fit the arch, is a ``WeightsError``
+    of one line naming the first missing, unexpected and mis-shaped tensors.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError, ...) for other files
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(f"{path}: not a state_dict saved by `vidlat train` (torch.load: {type(exc).__name__}"
+                           + (f": {detail}" if detail else "") + ")") from None
+    if not isinstance(state, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise WeightsError(f"{path}: not a state_dict saved by `vidlat train` (expected a mapping of names to tensors)")
     model = build_model(arch)
-    model.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    misshaped = [f"{name} {tuple(state[name].shape)} != {tuple(expected[name].shape)}"
+                 for name in expected if name in state and state[name].shape != expected[name].shape]
+    problems = [f"{len(names)} {what} ({_some(names)})"
+                for what, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if names]
+    if problems:
+        which = f"arch '{arch.name}'" if arch.name else "the arch"
+        raise WeightsError(f"{path}: weights do not fit {which}: tensors {'; '.join(problems)}; "
+                           "use the weights `vidlat train` saved for this arch")
+    model.load_state_dict(state)
     return model.eval()
 
 

@@ -126,7 +126,42 @@ def test_export_cli_with_trained_weights(tmp_path) -> None:
     assert bad.exit_code == 2 and "do not fit" in bad.output
     not_weights = runner.invoke(cli, ["export", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "n.onnx"),
                                       "--weights", str(tmp_path / "b.yaml")])
-    assert not_weights.exit_code == 2 and "is not a state_dict saved by `vidlat train`" in not_weights.output
+    assert not_weights.exit_code == 2 and "not a state_dict saved by `vidlat train`" in not_weights.output
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_weights_that_do_not_fit_or_are_not_weights_are_one_line_naming_the_tensors(tmp_path) -> None:
+    from search.train import save_weights
+
+    arch = load_space("tiny").sample(5)
+    arch.save(tmp_path / "a.yaml")
+    state = build_model(arch).state_dict()
+    names = list(state)
+    state.pop(names[0])
+    state["extra.weight"] = torch.zeros(2)
+    state[names[1]] = torch.zeros(3, 3)
+    torch.save(state, tmp_path / "wrong.pt")
+    save_weights(build_model(arch), tmp_path / "good.pt")
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.pt").write_text("not weights")
+    torch.save([torch.zeros(1)], tmp_path / "list.pt")
+
+    def export(weights: str):
+        return CliRunner().invoke(cli, ["export", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "m.onnx"),
+                                        "--weights", str(tmp_path / weights)])
+
+    line = one_error_line(export("wrong.pt"))
+    assert "weights do not fit" in line and f"1 missing ({names[0]})" in line and "1 unexpected (extra.weight)" in line
+    assert f"1 mis-shaped ({names[1]} (3, 3) != " in line
+    for weights in ("truncated.pt", "text.pt", "list.pt"):
+        assert "not a state_dict saved by `vidlat train`" in one_error_line(export(weights))
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.slow

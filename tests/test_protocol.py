@@ -52,3 +52,32 @@ def test_exceptions_propagate_to_the_backend():
 
     with pytest.raises(ValueError, match="bad input"):
         measure_callable(boom, MeasurementPolicy())
+
+
+class FakeClock:
+    """A wall clock in nanoseconds that each timed run advances by ``run_s``."""
+
+    def __init__(self, run_s: float) -> None:
+        self.now, self.step = 0, int(run_s * 1e9)
+
+    def __call__(self) -> int:
+        return self.now
+
+    def run(self) -> None:
+        self.now += self.step
+
+
+def test_max_seconds_is_a_hard_cap_that_wins_over_min_runs():
+    clock = FakeClock(run_s=0.1)
+    policy = MeasurementPolicy(warmup_runs=30, min_runs=100_000, max_runs=100_000, max_seconds=1.5)
+    measurement = measure_callable(clock.run, policy, clock_ns=clock)
+    # warm-up (30 runs, 3 s on the fake clock) does not count; timed runs stop once 1.5 s are spent
+    assert measurement.runs == 15 and measurement.extra["stopped_by"] == "max_seconds"
+    assert measurement.median_ms == pytest.approx(100.0)
+
+
+def test_a_run_longer_than_max_seconds_still_gives_one_timed_run():
+    clock = FakeClock(run_s=10.0)
+    measurement = measure_callable(clock.run, MeasurementPolicy(warmup_runs=0, max_seconds=1.0), clock_ns=clock)
+    assert measurement.runs == 1 and measurement.median_ms == pytest.approx(10_000.0) and measurement.extra["rel_ci"] is None
+

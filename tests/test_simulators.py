@@ -436,3 +436,18 @@ def test_profile_onnx_on_a_simulator_shows_per_node_times(tmp_path):
     assert result.exit_code == 0, result.output
     assert "slowest nodes" in result.output and "per operator type" in result.output
     assert "Conv" in result.output.split("per operator type")[1]
+
+
+@pytest.mark.parametrize("value", [float("inf"), 5e-324, 0, -150, float("nan")])
+@pytest.mark.parametrize("device, field", [(ZCU102, "clock_mhz"), (NPU, "clock_mhz"), (Z7020, "ddr_gbps"), (NPU, "dram_gbps")])
+def test_non_physical_hardware_parameters_are_refused_with_the_range(device, field, value):
+    with pytest.raises(DeviceConfigError, match=rf"field 'hardware\.\w+\.{field}': must be a finite number in \[[0-9.e+-]+, [0-9.e+]+\]"):
+        parse_device(with_hardware(device, **{field: value}), "bad.yaml")
+
+
+def test_non_physical_host_and_cost_parameters_are_refused():
+    host = {"cores": 2, "clock_ghz": float("inf"), "flops_per_cycle": 2, "efficiency": 0.3, "sync_us": 50}
+    with pytest.raises(DeviceConfigError, match=r"host\.clock_ghz': must be a finite number in \[0.01, 10\] GHz"):
+        parse_device(with_hardware(Z7020, host=host), "bad.yaml")
+    with pytest.raises(DeviceConfigError, match=r"dsps_per_mac\.int16': must be a finite number in \[0.01, 64\]"):
+        parse_device(with_hardware(Z7020, dsps_per_mac={"int16": float("nan")}), "bad.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 
@@ -197,3 +198,172 @@ def test_sweep_skips_what_a_concurrent_sweep_stored_meanwhile(tmp_path):
 
         summary = profile_workloads(Racing(), mine, [workload("a")], progress=False)
         assert (summary.measured, summary.skipped, mine.count("fake-dev")) == (0, 1, 1)
+
+
+# ------------------------------------------------------------------ a device name means one configuration
+def changed(**update: object) -> object:
+    return parse_device({"name": "fake-dev", "description": "a scripted fake device for tests", "backend": "onnxruntime", **update})
+
+
+@pytest.mark.parametrize("device, fingerprint, differs", [
+    (changed(options={"intra_op_threads": 4}), {"cpu": "fake"}, "options.intra_op_threads 1 -> 4"),
+    (changed(measurement={"min_runs": 50, "max_runs": 100}), {"cpu": "fake"}, "measurement.max_runs 200 -> 100"),
+    (DEVICE, {"cpu": "faster"}, 'fingerprint.cpu "fake" -> "faster"'),
+])
+def test_a_changed_device_under_a_stored_name_is_refused_then_replaced_with_remeasure(store, device, fingerprint, differs):
+    profile_workloads(ScriptedBackend(), store, [workload("a"), workload("b")], progress=False)
+    before = (store.table("fake-dev").to_dict(), store.count(), store.fingerprint("fake-dev"))
+    backend = ScriptedBackend({"a": [ok(9.0)], "b": [ok(9.0)]})
+    backend.device, backend.fingerprint = device, lambda: fingerprint
+    with pytest.raises(StoreError, match=f"'fake-dev' now means another configuration \\({differs}.*--remeasure") as error:
+        profile_workloads(backend, store, [workload("a"), workload("b")], progress=False)
+    assert "\n" not in str(error.value) and backend.calls == []
+    assert (store.table("fake-dev").to_dict(), store.count(), store.fingerprint("fake-dev")) == before
+
+    summary = profile_workloads(backend, store, [workload("a")], remeasure=True, progress=False)
+    assert summary.measured == 1 and store.count() == 3  # the old rows stay as history
+    assert store.table("fake-dev")[["key", "median_ms"]].values.tolist() == [["a", 9.0]]  # b: not measured as configured now
+    resumed = profile_workloads(backend, store, [workload("a"), workload("b")], progress=False)
+    assert (resumed.skipped, resumed.measured, backend.calls) == (1, 1, ["a", "b"])
+
+
+def test_an_unchanged_device_resumes_and_description_or_per_node_do_not_change_it(store):
+    profile_workloads(ScriptedBackend(), store, [workload("a")], progress=False)
+    backend = ScriptedBackend()
+    backend.device = changed(description="the same device, described anew", measurement={"per_node": True},
+                             options={"intra_op_threads": 1})
+    summary = profile_workloads(backend, store, [workload("a"), workload("b")], progress=False)
+    assert (summary.skipped, summary.measured, backend.calls) == (1, 1, ["b"])
+
+
+def test_simulator_hardware_is_part_of_the_identity():
+    from profiler.catalog import resolve_device
+    from profiler.store import device_identity
+
+    device = resolve_device("fpga-z7020-sim").model_dump(mode="json", exclude_none=True)
+    faster = {**device, "hardware": {**device["hardware"], "clock_mhz": 2 * device["hardware"]["clock_mhz"]}}
+    assert device_identity(device, {}) != device_identity(faster, {})
+    assert device_identity(device, {"vidlat": "1"}) == device_identity(device, {"vidlat": "2"})
+
+
+def test_rows_from_before_identities_count_until_the_configuration_is_replaced(store):
+    profile_workloads(ScriptedBackend(), store, [workload("a")], progress=False)
+    store._db.execute("UPDATE measurements SET extra = json_remove(extra, '$.device_identity')")
+    assert profile_workloads(ScriptedBackend(), store, [workload("a")], progress=False).skipped == 1
+    backend = ScriptedBackend()
+    backend.device = changed(options={"intra_op_threads": 2})
+    profile_workloads(backend, store, [], remeasure=True, progress=False)
+    assert store.table("fake-dev").empty and store.count() == 1
+
+
+# ------------------------------------------------------------------ files that are not (our) stores
+def sqlite_file(path, *statements: str, wal: bool = False):
+    db = sqlite3.connect(path)
+    if wal:
+        db.execute("PRAGMA journal_mode = WAL")
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+    return path
+
+
+def untouched(path) -> tuple[str, list[str]]:
+    """The file's hash and every file beside it (side files included)."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest(), sorted(item.name for item in path.parent.iterdir())
+
+
+@pytest.mark.parametrize("statements, wal, message", [
+    (["CREATE VIEW v AS SELECT 1 AS x"], False, "with no tables"),
+    (["PRAGMA user_version = 7"], False, "with no tables"),
+    (["PRAGMA application_id = 1234"], False, "with no tables"),
+    (["CREATE TABLE photos (id INTEGER)"], True, "with tables photos"),
+    (["CREATE TABLE meta (k TEXT, v TEXT)"], False, "meta table has another shape: no such column: name"),
+    (["CREATE TABLE meta (name TEXT, value TEXT)", "INSERT INTO meta VALUES ('app', 'other')"], False, "with tables meta"),
+    (["CREATE TABLE meta (name TEXT, value TEXT)", "INSERT INTO meta VALUES ('app', 'vidlat')",
+      "INSERT INTO meta VALUES ('schema_version', 'one')"], False, "schema_version 'one' is not an integer"),
+])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_foreign_sqlite_file_is_refused_byte_identical_without_side_files(tmp_path, statements, wal, message, read_only):
+    path = sqlite_file(tmp_path / "foreign.sqlite", *statements, wal=wal)
+    before = untouched(path)
+    with pytest.raises(StoreError, match=message) as error:
+        LatencyStore(path, read_only=read_only)
+    assert "\n" not in str(error.value)
+    assert untouched(path) == before
+
+
+def test_only_a_missing_or_empty_file_becomes_a_store(tmp_path):
+    (tmp_path / "empty.sqlite").touch()
+    for path in (tmp_path / "empty.sqlite", tmp_path / "new" / "s.sqlite"):
+        with LatencyStore(path) as created:
+            assert created.devices() == []
+    (tmp_path / "file").write_text("a file, not a folder")
+    with pytest.raises(StoreError, match="cannot create the store's folder"):
+        LatencyStore(tmp_path / "file" / "s.sqlite")
+    with pytest.raises(StoreError, match="no latency store here"):
+        LatencyStore(tmp_path / "missing.sqlite", read_only=True)
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_read_only_store_is_read_without_writing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from vidlat.cli import cli
+
+    path = tmp_path / "s.sqlite"
+    with LatencyStore(path) as created:
+        created.register_device(DEVICE, {})
+        created.record("fake-dev", workload("a"), ok(2.0))
+    path.chmod(0o444)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK and str(p) == str(path) else real_access(p, mode))
+    before = untouched(path)
+    with LatencyStore(path, read_only=True) as opened:
+        assert opened.table("fake-dev")["median_ms"].tolist() == [2.0]
+    result = CliRunner().invoke(cli, ["lut", "show", "--device", "fake-dev", "--space", "tiny", "--store", str(path)])
+    assert result.exit_code == 0 and "missing" in result.output, result.output
+    assert untouched(path) == before
+    with pytest.raises(StoreError, match="store file is read-only"):
+        LatencyStore(path)
+    assert untouched(path) == before
+
+
+@pytest.mark.parametrize("latency", [float("inf"), float("nan"), -1.0])
+def test_a_non_physical_latency_is_stored_as_failed_never_ok(store, latency):
+    summary = profile_workloads(ScriptedBackend({"a": [ok(latency)]}), store, [workload("a")], progress=False)
+    assert (summary.measured, summary.failed) == (0, 1)
+    row = store.table("fake-dev").iloc[0]
+    assert row["status"] == "failed" and "non-physical latency median_ms" in row["reason"]
+    with pytest.raises(StoreError, match="refusing to store 'b' as ok: non-physical latency"):
+        store.record("fake-dev", workload("b"), ok(latency))
+
+
+# ------------------------------------------------------------------ progress on a log
+def test_progress_on_a_non_terminal_is_a_few_plain_lines(store, capsys):
+    profile_workloads(ScriptedBackend(), store, [workload(f"k{index}") for index in range(300)], progress=True)
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    assert len(lines) == 1 and "\r" not in lines[0]
+    assert lines[0].startswith("fake-dev: 300/300 wl (") and lines[0].endswith(" s), k299\n")
+
+
+def test_plain_progress_writes_one_line_per_interval_and_one_at_close():
+    import io
+
+    from profiler.progress import PlainProgress, progress_bar
+
+    now = [0.0]
+    stream = io.StringIO()
+    bar = PlainProgress(10, desc="train", unit="epoch", stream=stream, interval_s=30, clock=lambda: now[0])
+    for _ in range(10):
+        now[0] += 10
+        bar.update(1)
+        bar.set_postfix(loss="0.5")
+    bar.close()
+    assert stream.getvalue().splitlines() == [
+        "train: 3/10 epoch (30 s), loss=0.5", "train: 6/10 epoch (60 s), loss=0.5",
+        "train: 9/10 epoch (90 s), loss=0.5", "train: 10/10 epoch (100 s), loss=0.5",
+    ]
+    assert isinstance(progress_bar(5, desc="x", unit="wl", stream=io.StringIO()), PlainProgress)

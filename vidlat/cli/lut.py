@@ -57,7 +57,7 @@ def _open_store(store_path: str | None) -> LatencyStore:
     path = Path(store_path) if store_path else default_store_path()
     if not path.exists():
         raise StoreError(f"{path}: no latency store here; run `vidlat profile --device D --space S` first or pass --store")
-    return LatencyStore(path)
+    return LatencyStore(path, read_only=True)
 
 
 @click.group()

@@ -48,11 +48,11 @@ def _fit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _open_store(store_path: str | None) -> LatencyStore:
+def _open_store(store_path: str | None, *, read_only: bool = True) -> LatencyStore:
     path = Path(store_path) if store_path else default_store_path()
     if not path.is_file():
         raise StoreError(f"{path}: no latency store here; run `vidlat profile --device D --space S` first or pass --store")
-    return LatencyStore(path)
+    return LatencyStore(path, read_only=read_only)
 
 
 def _device_in_store(name: str, store: LatencyStore) -> str:
@@ -107,7 +107,7 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
     from search.space import load_space
 
     space = load_space(space_name)
-    with _open_store(store_path) as store:
+    with _open_store(store_path, read_only=not sample) as store:
         device = _device_in_store(device_name, store)
         if sample:
             _measure_samples(store, device_name, space, sample, seed)
@@ -174,7 +174,12 @@ def read_arch(path: str | Path) -> Any:
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     if "vidlat.arch" not in metadata:
         raise PredictorError(f"{path}: not an exported vidlat model (no 'vidlat.arch' metadata); export it with `vidlat export`")
-    return ArchSpec.from_dict(json.loads(metadata["vidlat.arch"]), source=str(path))
+    try:
+        data = json.loads(metadata["vidlat.arch"])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
+        raise PredictorError(f"{path}: its 'vidlat.arch' metadata is not an arch spec in JSON "
+                             f"({getattr(exc, 'msg', type(exc).__name__)}); re-export the model with `vidlat export`") from None
+    return ArchSpec.from_dict(data, source=f"{path} (metadata 'vidlat.arch')")
 
 
 def _check_fits(arch: Any, space: Any) -> list[str]:

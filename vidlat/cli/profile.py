@@ -78,7 +78,8 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="one ONNX model: measured whole and per node")
 @click.option("--limit", type=click.IntRange(min=1), help="measure at most N workloads now (the rest on the next run)")
 @click.option("--resume/--remeasure", default=True, show_default=True,
-              help="skip workloads the store already has (default), or measure everything again")
+              help="skip workloads the store already has (default), or measure everything again; "
+                   "--remeasure also lets a changed device file replace the configuration its name meant")
 @click.option("--networks", type=click.IntRange(min=0), default=0, show_default=True,
               help="also measure N random whole networks of the space plus its reference archs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed of the sampled networks")
@@ -90,7 +91,10 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
     Resumes by default: workloads already in the store are skipped, so an interrupted run picks up
-    where it stopped.
+    where it stopped. A device name means one configuration (backend options, measurement policy,
+    simulator hardware, machine fingerprint): profiling a changed device file under a name that
+    already holds measurements is refused, changing nothing; give it a new name, or pass
+    --remeasure to measure everything again under the new configuration (old rows stay as history).
     """
     if (space_name is None) == (onnx_path is None):
         raise click.UsageError("give exactly one of --space S or --onnx F")
