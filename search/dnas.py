@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from profiler.errors import VidlatError
+from profiler.progress import progress_bar
 from search.data.clips import ClipSet, ClipSplits
 from search.scoring import sampled_accuracy
 from search.supernet import MODES, Supernet
@@ -342,11 +343,7 @@ def search_device(
 
 
 def _progress(total: int, done: int, *, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, desc="search", unit="epoch", dynamic_ncols=True)
+    return progress_bar(total, desc="search", unit="epoch", initial=done) if enabled else None
 
 
 def _train_epoch(
