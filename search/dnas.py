@@ -22,6 +22,7 @@ rank trains on its own shard of every batch list; rank 0 writes the checkpoint a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -86,10 +87,6 @@ class SearchConfig:
         if self.temperature <= 0 or self.unit_ms <= 0 or self.batch_size < 1:
             raise SearchConfigError("temperature, unit_ms and batch_size must be positive")
 
-    def resumable_with(self, other: "SearchConfig") -> bool:
-        """A checkpoint made with ``other`` can continue under these settings (only ``epochs`` may grow)."""
-        return {**asdict(self), "epochs": 0} == {**asdict(other), "epochs": 0}
-
 
 def temperature_at(epoch: int, *, initial: float = 5.0, decay: float = 0.045) -> float:
     """Gumbel-softmax temperature of ``epoch`` (0-based): ``initial * exp(-decay * epoch)``."""
@@ -150,17 +147,57 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _load_checkpoint(path: Path, config: SearchConfig) -> dict[str, Any] | None:
+CHECKPOINT_KEYS: frozenset[str] = frozenset({"epoch", "config", "settings", "model", "weight_opt", "arch_opt", "history", "rng"})
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's state, or one ``SearchConfigError`` line if the file is not a search checkpoint."""
+    how = "delete it or use another --out"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling, truncated zip, I/O: a file torch cannot read back
+        raise SearchConfigError(f"{path} is not a readable search checkpoint ({type(exc).__name__}); {how}") from None
+    missing = sorted(CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else ["all"]
+    if missing:
+        raise SearchConfigError(f"{path} is not a search checkpoint (missing {', '.join(missing)}); {how}")
+    try:
+        state["config"] = SearchConfig(**state["config"])
+    except (TypeError, SearchConfigError) as exc:
+        raise SearchConfigError(f"{path} holds settings this vidlat cannot read ({exc}); {how}") from None
+    return state
+
+
+def _load_checkpoint(path: Path, config: SearchConfig, settings: dict[str, Any], *, extend: bool = False) -> dict[str, Any] | None:
+    """The state to resume from ``path`` (``None`` if there is none); anything that shapes the result must match.
+
+    ``settings`` are the data and latency settings beside ``config`` (clips, proxy shape, device, table);
+    ``config.epochs`` may differ only with ``extend`` (continue to more epochs, never fewer than are done).
+    """
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = SearchConfig(**state["config"])
-    if not config.resumable_with(saved):
-        changed = sorted(k for k, v in asdict(config).items() if k != "epochs" and state["config"].get(k) != v)
+    state = _read_checkpoint(path)
+    saved: SearchConfig = state["config"]
+    changed = sorted(k for k, v in asdict(config).items() if k != "epochs" and getattr(saved, k) != v)
+    changed += sorted(k for k in set(settings) | set(state["settings"]) if settings.get(k) != state["settings"].get(k))
+    if changed:
         raise SearchConfigError(
             f"checkpoint {path} was made with other settings ({', '.join(changed)}); use another --out or delete it"
         )
+    done = int(state["epoch"]) + 1
+    if config.epochs != saved.epochs and not extend:
+        raise SearchConfigError(
+            f"checkpoint {path} is a {saved.epochs}-epoch search ({done} done), not {config.epochs}; "
+            f"pass --extend to continue it to {config.epochs} epochs, or use another --out or delete it"
+        )
+    if config.epochs < done:
+        raise SearchConfigError(f"checkpoint {path} has {done} epochs done; --extend cannot shorten it to {config.epochs}")
     return state
+
+
+def latency_digest(supernet: Supernet) -> str:
+    """A short hash of the supernet's latency table and fixed ms (the cost the logits were trained on)."""
+    table = [[round(float(v), 6) for v in layer.latencies_ms] for layer in supernet.layers]
+    return hashlib.sha256(json.dumps([table, round(supernet.fixed_ms, 6)]).encode()).hexdigest()[:16]
 
 
 def run_search(
@@ -169,9 +206,16 @@ def run_search(
     config: SearchConfig,
     *,
     out_dir: str | Path,
+    data_settings: dict[str, Any] | None = None,
+    extend: bool = False,
     progress: bool = True,
 ) -> SearchResult:
-    """Train weights and architecture logits; checkpoint every epoch; resume from ``out_dir`` if one is there."""
+    """Train weights and architecture logits; checkpoint every epoch; resume from ``out_dir`` if one is there.
+
+    The checkpoint keeps ``config``, ``data_settings`` (plain values that shaped the clips: data, counts,
+    proxy shape, ...) and the latency table's digest; resuming with any of them changed is refused, and so
+    is another ``config.epochs`` unless ``extend`` (continue a finished or partial search to more epochs).
+    """
     out_dir = Path(out_dir)
     rank, world = _distributed()
     if rank == 0:
@@ -181,9 +225,13 @@ def run_search(
     arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
     history: list[dict[str, Any]] = []
     start_epoch = 0
-    state = _load_checkpoint(out_dir / CHECKPOINT, config)
+    settings = {**(data_settings or {}), "latency_table": latency_digest(supernet)}
+    state = _load_checkpoint(out_dir / CHECKPOINT, config, settings, extend=extend)
     if state is not None:
-        supernet.load_state_dict(state["model"])
+        try:
+            supernet.load_state_dict(state["model"])
+        except RuntimeError:  # another space's supernet (keys or shapes differ)
+            raise SearchConfigError(f"checkpoint {out_dir / CHECKPOINT} holds another supernet; use another --out or delete it") from None
         weight_opt.load_state_dict(state["weight_opt"])
         arch_opt.load_state_dict(state["arch_opt"])
         history = json.loads(state["history"])
@@ -205,7 +253,7 @@ def run_search(
         row["cpu_seconds"] = time.process_time() - cpu_started + cpu_seconds_before
         history.append(row)
         if rank == 0:
-            _save_checkpoint(out_dir, supernet, weight_opt, arch_opt, config, epoch, history)
+            _save_checkpoint(out_dir, supernet, weight_opt, arch_opt, config, settings, epoch, history)
             if bar is not None:
                 bar.set_postfix(
                     loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.2f}", val=f"{row['val_acc']:.2f}",
@@ -305,11 +353,14 @@ def search_device(
     device: str,
     out_dir: str | Path,
     data_name: str = "",
+    data_settings: dict[str, Any] | None = None,
+    extend: bool = False,
     progress: bool = True,
 ) -> dict[str, Any] | None:
     """The whole search of ``space`` for one device, as ``vidlat search`` runs it.
 
     supernet (latency table) --run_search--> derived arch --> OUT/arch.yaml, report.json, PNGs.
+    Device, space and ``data_settings`` join the checkpoint's resume check (see ``run_search``).
     Returns the report (also written as ``report.json``); ``None`` on ranks other than 0 under DDP.
     """
     from search.supernet import create_supernet, derived_arch
@@ -317,7 +368,8 @@ def search_device(
     out_dir = Path(out_dir)
     torch.manual_seed(config.seed)
     supernet = create_supernet(space, latency_table=latency_table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
-    result = run_search(supernet, clips, config, out_dir=out_dir, progress=progress)
+    settings = {"device": device, "space": space.name, **(data_settings or {})}
+    result = run_search(supernet, clips, config, out_dir=out_dir, data_settings=settings, extend=extend, progress=progress)
     rank, world = _distributed()
     if world > 1:
         dist.barrier()
@@ -408,12 +460,13 @@ def _train_epoch(
 
 def _save_checkpoint(
     out_dir: Path, supernet: Supernet, weight_opt: torch.optim.Optimizer, arch_opt: torch.optim.Optimizer,
-    config: SearchConfig, epoch: int, history: list[dict[str, Any]],
+    config: SearchConfig, settings: dict[str, Any], epoch: int, history: list[dict[str, Any]],
 ) -> None:
     """Write the checkpoint (tensors and plain values only, loadable with weights_only) and the log."""
     state = {
         "epoch": epoch,
         "config": asdict(config),
+        "settings": dict(settings),
         "model": supernet.state_dict(),
         "weight_opt": weight_opt.state_dict(),
         "arch_opt": arch_opt.state_dict(),
@@ -423,12 +476,13 @@ def _save_checkpoint(
     partial = out_dir / (CHECKPOINT + ".partial")
     torch.save(state, partial)
     partial.replace(out_dir / CHECKPOINT)
-    (out_dir / LOG).write_text(json.dumps({"config": asdict(config), "history": history}, indent=1))
+    (out_dir / LOG).write_text(json.dumps({"config": asdict(config), "settings": settings, "history": history}, indent=1))
 
 
 __all__ = [
     "CHECKPOINT",
     "LOG",
+    "CHECKPOINT_KEYS",
     "LOSS_FORMS",
     "MissingLatencyError",
     "SearchConfig",
@@ -438,6 +492,7 @@ __all__ = [
     "device_latency_table",
     "fbnet_loss",
     "fbnet_unit_ms",
+    "latency_digest",
     "run_search",
     "search_device",
     "split_for_arch",
