@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from predictors.network import Calibration
 from profiler.errors import VidlatError
 from search.data.clips import ClipSet, ClipSplits
 from search.scoring import sampled_accuracy
@@ -343,6 +344,36 @@ def write_report(result: SearchResult, out_dir: str | Path, *, candidates: list[
     return paths
 
 
+def train_supernet(
+    space: Any,
+    clips: ClipSplits,
+    config: SearchConfig,
+    *,
+    latency_table: list[list[float]],
+    fixed_ms: float,
+    device: str,
+    out_dir: str | Path,
+    data_settings: dict[str, Any] | None = None,
+    extend: bool = False,
+    progress: bool = True,
+) -> tuple[Supernet, SearchResult] | None:
+    """The supernet of ``space`` with the device's table, trained by ``run_search`` in ``out_dir`` (resumable).
+
+    Device and space join ``data_settings`` in the checkpoint's resume check. Returns (supernet,
+    result) on rank 0, ``None`` on the other ranks under DDP (after a barrier).
+    """
+    from search.supernet import create_supernet
+
+    torch.manual_seed(config.seed)
+    supernet = create_supernet(space, latency_table=latency_table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
+    settings = {"device": device, "space": space.name, **(data_settings or {})}
+    result = run_search(supernet, clips, config, out_dir=out_dir, data_settings=settings, extend=extend, progress=progress)
+    rank, world = _distributed()
+    if world > 1:
+        dist.barrier()
+    return (supernet, result) if rank == 0 else None
+
+
 def search_device(
     space: Any,
     clips: ClipSplits,
@@ -355,39 +386,52 @@ def search_device(
     data_name: str = "",
     data_settings: dict[str, Any] | None = None,
     extend: bool = False,
+    calibration: Calibration | None = None,
     progress: bool = True,
 ) -> dict[str, Any] | None:
-    """The whole search of ``space`` for one device, as ``vidlat search`` runs it.
+    """The whole DNAS of ``space`` for one device, as ``vidlat search`` runs it.
 
-    supernet (latency table) --run_search--> derived arch --> OUT/arch.yaml, report.json, PNGs.
-    Device, space and ``data_settings`` join the checkpoint's resume check (see ``run_search``).
-    Returns the report (also written as ``report.json``); ``None`` on ranks other than 0 under DDP.
+    supernet (latency table) --train_supernet--> derived arch --> OUT/arch.yaml, report.json, PNGs
+    derived arch of every epoch + landmarks --SupernetScorer (val clips)--> OUT/pareto.png, report "pareto"
+    ``predicted_ms`` is the table sum, calibrated when ``calibration`` (the device's fitted predictor) is
+    given; the target loss itself works on the table sum. Returns the report (also written as
+    ``report.json``); ``None`` on ranks other than 0 under DDP.
     """
-    from search.supernet import create_supernet, derived_arch
+    from search.pareto import PredictedLatency, score_arch, write_pareto
+    from search.scoring import SupernetScorer
+    from search.supernet import derived_arch
 
     out_dir = Path(out_dir)
-    torch.manual_seed(config.seed)
-    supernet = create_supernet(space, latency_table=latency_table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
-    settings = {"device": device, "space": space.name, **(data_settings or {})}
-    result = run_search(supernet, clips, config, out_dir=out_dir, data_settings=settings, extend=extend, progress=progress)
-    rank, world = _distributed()
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
+    trained = train_supernet(space, clips, config, latency_table=latency_table, fixed_ms=fixed_ms, device=device,
+                             out_dir=out_dir, data_settings=data_settings, extend=extend, progress=progress)
+    if trained is None:
         return None
-    notes = {"device": device, "predicted_ms": round(result.derived_ms, 4), "search": str(out_dir)}
+    supernet, result = trained
+    scorer = SupernetScorer(supernet, clips.val)
+    latency = PredictedLatency.of(latency_table, fixed_ms, calibration)
+    derived = score_arch(supernet, scorer, supernet.path_of(result.derived), latency=latency, origin="dnas")
+    visited = {tuple(row["derived"]): row["epoch"] for row in result.history}
+    scored = [score_arch(supernet, scorer, supernet.path_of(blocks), latency=latency, origin=f"argmax after epoch {epoch}")
+              for blocks, epoch in visited.items()]
+    notes = {"device": device, "predicted_ms": round(derived.predicted_ms, 4), "search": str(out_dir)}
     arch = derived_arch(space, supernet, name=f"dnas-{device}-{space.name}", notes=notes)
     arch.save(out_dir / "arch.yaml")
-    plots = write_report(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=f"{device} / {space.name}")
+    title = f"{device} / {space.name}"
+    plots = write_report(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=title)
+    pareto = write_pareto(out_dir, space=space, supernet=supernet, scorer=scorer, scored=scored, chosen={"dnas": derived},
+                          budgets_ms=[config.target_ms] if config.target_ms else [], latency=latency,
+                          title=f"{title}: DNAS argmax archs on the supernet", seed=config.seed)
     last = result.history[-1]
     report = {
-        "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
-        "target_ms": config.target_ms, "predicted_ms": result.derived_ms, "expected_ms": result.expected_ms,
+        "method": "dnas", "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
+        "target_ms": config.target_ms, "predicted_ms": derived.predicted_ms, "table_ms": latency.table_ms(derived.path),
+        "calibration": calibration.to_dict() if calibration else None, "expected_ms": result.expected_ms,
         "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"],
         "val_acc_sampled": last.get("val_acc_sampled"), "search_seconds": result.seconds,
         "search_cpu_seconds": result.cpu_seconds, "epochs": len(result.history), "resumed_from_epoch": result.resumed_from,
-        "layers": arch.layers,
-        "files": {"arch": str(out_dir / "arch.yaml"), "log": str(out_dir / LOG), **{k: str(v) for k, v in plots.items()}},
+        "layers": arch.layers, "pareto": pareto["pareto"], "landmarks": pareto["landmarks"], "scored_archs": pareto["scored_archs"],
+        "files": {"arch": str(out_dir / "arch.yaml"), "log": str(out_dir / LOG), **{k: str(v) for k, v in plots.items()},
+                  "pareto": pareto["file"]},
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     return report
@@ -498,5 +542,6 @@ __all__ = [
     "split_for_arch",
     "target_loss",
     "temperature_at",
+    "train_supernet",
     "write_report",
 ]
