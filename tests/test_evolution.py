@@ -15,6 +15,7 @@ from search.pareto import PredictedLatency, ScoredArch, pareto_front, write_pare
 from search.scoring import SupernetScorer
 from search.supernet import MixedLayer, Supernet
 from test_dnas import _tiny_lut
+from test_predictors_cli import DEVICE, store_path  # noqa: F401 (a store of synthetic measurements of 'tiny')
 from test_supernet import LATENCIES, tiny_supernet
 
 TABLE = [[4.0, 2.5, 1.0, 0.3], [3.0, 2.0, 0.7, 0.1], [5.0, 1.5, 0.9, 0.2], [2.0, 1.2, 0.6, 0.05], [3.5, 2.2, 1.1, 0.4],
@@ -183,3 +184,21 @@ def test_cli_evolution_refuses_impossible_budgets_and_dnas_targets(tmp_path):
     assert no_budget.exit_code == 2 and "needs a latency budget" in no_budget.output
     bad = runner.invoke(cli, [*base, "--method", "evolution", "--targets", "10,x"])
     assert bad.exit_code == 2 and "comma-separated" in bad.output
+
+
+def test_cli_budget_is_on_the_calibrated_latency_when_the_device_has_a_fitted_predictor(store_path, tmp_path):
+    from click.testing import CliRunner
+
+    from vidlat.cli import cli
+
+    runner = CliRunner()
+    fitted = runner.invoke(cli, ["fit", "--device", DEVICE, "--space", "tiny", "--store", str(store_path)])
+    assert fitted.exit_code == 0, fitted.output
+    out = tmp_path / "cal"
+    result = runner.invoke(cli, ["search", "--device", DEVICE, "--store", str(store_path), *FAST, "--method", "evolution",
+                                 "--target-ms", "0.22", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    c, row = report["calibration"], report["archs"][0]
+    assert c["kind"] != "none" and row["predicted_ms"] == pytest.approx(c["scale"] * row["table_ms"] + c["offset_ms"])
+    assert row["predicted_ms"] <= 0.22 and (out / "arch.yaml").is_file() and "calibrated" in result.output

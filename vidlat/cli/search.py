@@ -38,14 +38,19 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 
 
 def _calibration(store: LatencyStore, device: str, space_name: str):
-    """The device's whole-network calibration from the predictor `vidlat fit` saved, or None if there is none."""
-    from predictors import FittedPredictor
+    """The device's whole-network calibration from the predictor `vidlat fit` saved (as `vidlat predict` finds it),
+    or None if there is none or it was fitted on other hardware (a note says so)."""
+    from predictors import FittedPredictor, PredictorMismatchError
     from vidlat.cli.predict import predictor_path
 
     path = predictor_path(store, device, space_name)
     if not path.is_file():
         return None
-    return FittedPredictor.load(path, device=device, fingerprint=store.fingerprint(device)).calibration
+    try:
+        return FittedPredictor.load(path, device=device, fingerprint=store.fingerprint(device)).calibration
+    except PredictorMismatchError as exc:
+        click.echo(f"note: no calibration, latency is the table sum: {exc}", err=True)
+        return None
 
 
 def _device_name(device: str, store_path: Path) -> str:
