@@ -159,6 +159,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as exc:  # unpickling, truncated zip, I/O: a file torch cannot read back
         raise SearchConfigError(f"{path} is not a readable search checkpoint ({type(exc).__name__}); {how}") from None
     missing = sorted(CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else ["all"]
+    if missing == ["settings"]:
+        raise SearchConfigError(f"{path} was made by an earlier vidlat that did not record its data settings; {how}")
     if missing:
         raise SearchConfigError(f"{path} is not a search checkpoint (missing {', '.join(missing)}); {how}")
     try:

@@ -217,7 +217,7 @@ def test_resume_refuses_other_data_settings_and_epochs_unless_extended(tmp_path)
     assert json.loads((tmp_path / LOG).read_text())["settings"]["frames"] == 4
 
 
-@pytest.mark.parametrize("kind", ["random bytes", "truncated", "missing keys", "not a dict"])
+@pytest.mark.parametrize("kind", ["random bytes", "truncated", "missing keys", "not a dict", "no data settings"])
 def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, kind):
     data, config = _tiny_data(), SearchConfig(epochs=1, warmup_epochs=0, batch_size=8)
     path = tmp_path / CHECKPOINT
@@ -228,9 +228,14 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, kind):
         path.write_bytes(path.read_bytes()[:3000])
     elif kind == "missing keys":
         torch.save({"epoch": 0, "model": {}}, path)
+    elif kind == "no data settings":  # written before the checkpoint recorded them
+        run_search(tiny_supernet(), data, config, out_dir=tmp_path, progress=False)
+        state = torch.load(path, weights_only=True)
+        del state["settings"]
+        torch.save(state, path)
     else:
         torch.save([1, 2, 3], path)
-    with pytest.raises(SearchConfigError, match="not a (readable )?search checkpoint") as caught:
+    with pytest.raises(SearchConfigError, match="not a (readable )?search checkpoint|earlier vidlat") as caught:
         run_search(tiny_supernet(), data, config, out_dir=tmp_path, progress=False)
     assert "\n" not in str(caught.value) and "delete it" in str(caught.value)
 
