@@ -22,6 +22,7 @@ rank trains on its own shard of every batch list; rank 0 writes the checkpoint a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -34,6 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from predictors.network import Calibration
 from profiler.errors import VidlatError
 from profiler.progress import progress_bar
 from search.data.clips import ClipSet, ClipSplits
@@ -86,10 +88,6 @@ class SearchConfig:
             raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
         if self.temperature <= 0 or self.unit_ms <= 0 or self.batch_size < 1:
             raise SearchConfigError("temperature, unit_ms and batch_size must be positive")
-
-    def resumable_with(self, other: "SearchConfig") -> bool:
-        """A checkpoint made with ``other`` can continue under these settings (only ``epochs`` may grow)."""
-        return {**asdict(self), "epochs": 0} == {**asdict(other), "epochs": 0}
 
 
 def temperature_at(epoch: int, *, initial: float = 5.0, decay: float = 0.045) -> float:
@@ -151,17 +149,59 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _load_checkpoint(path: Path, config: SearchConfig) -> dict[str, Any] | None:
+CHECKPOINT_KEYS: frozenset[str] = frozenset({"epoch", "config", "settings", "model", "weight_opt", "arch_opt", "history", "rng"})
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's state, or one ``SearchConfigError`` line if the file is not a search checkpoint."""
+    how = "delete it or use another --out"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling, truncated zip, I/O: a file torch cannot read back
+        raise SearchConfigError(f"{path} is not a readable search checkpoint ({type(exc).__name__}); {how}") from None
+    missing = sorted(CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else ["all"]
+    if missing == ["settings"]:
+        raise SearchConfigError(f"{path} was made by an earlier vidlat that did not record its data settings; {how}")
+    if missing:
+        raise SearchConfigError(f"{path} is not a search checkpoint (missing {', '.join(missing)}); {how}")
+    try:
+        state["config"] = SearchConfig(**state["config"])
+    except (TypeError, SearchConfigError) as exc:
+        raise SearchConfigError(f"{path} holds settings this vidlat cannot read ({exc}); {how}") from None
+    return state
+
+
+def _load_checkpoint(path: Path, config: SearchConfig, settings: dict[str, Any], *, extend: bool = False) -> dict[str, Any] | None:
+    """The state to resume from ``path`` (``None`` if there is none); anything that shapes the result must match.
+
+    ``settings`` are the data and latency settings beside ``config`` (clips, proxy shape, device, table);
+    ``config.epochs`` may differ only with ``extend`` (continue to more epochs, never fewer than are done).
+    """
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = SearchConfig(**state["config"])
-    if not config.resumable_with(saved):
-        changed = sorted(k for k, v in asdict(config).items() if k != "epochs" and state["config"].get(k) != v)
+    state = _read_checkpoint(path)
+    saved: SearchConfig = state["config"]
+    changed = sorted(k for k, v in asdict(config).items() if k != "epochs" and getattr(saved, k) != v)
+    changed += sorted(k for k in set(settings) | set(state["settings"]) if settings.get(k) != state["settings"].get(k))
+    if changed:
         raise SearchConfigError(
             f"checkpoint {path} was made with other settings ({', '.join(changed)}); use another --out or delete it"
         )
+    done = int(state["epoch"]) + 1
+    if config.epochs != saved.epochs and not extend:
+        raise SearchConfigError(
+            f"checkpoint {path} is a {saved.epochs}-epoch search ({done} done), not {config.epochs}; "
+            f"pass --extend to continue it to {config.epochs} epochs, or use another --out or delete it"
+        )
+    if config.epochs < done:
+        raise SearchConfigError(f"checkpoint {path} has {done} epochs done; --extend cannot shorten it to {config.epochs}")
     return state
+
+
+def latency_digest(supernet: Supernet) -> str:
+    """A short hash of the supernet's latency table and fixed ms (the cost the logits were trained on)."""
+    table = [[round(float(v), 6) for v in layer.latencies_ms] for layer in supernet.layers]
+    return hashlib.sha256(json.dumps([table, round(supernet.fixed_ms, 6)]).encode()).hexdigest()[:16]
 
 
 def run_search(
@@ -170,9 +210,16 @@ def run_search(
     config: SearchConfig,
     *,
     out_dir: str | Path,
+    data_settings: dict[str, Any] | None = None,
+    extend: bool = False,
     progress: bool = True,
 ) -> SearchResult:
-    """Train weights and architecture logits; checkpoint every epoch; resume from ``out_dir`` if one is there."""
+    """Train weights and architecture logits; checkpoint every epoch; resume from ``out_dir`` if one is there.
+
+    The checkpoint keeps ``config``, ``data_settings`` (plain values that shaped the clips: data, counts,
+    proxy shape, ...) and the latency table's digest; resuming with any of them changed is refused, and so
+    is another ``config.epochs`` unless ``extend`` (continue a finished or partial search to more epochs).
+    """
     out_dir = Path(out_dir)
     rank, world = _distributed()
     if rank == 0:
@@ -182,9 +229,13 @@ def run_search(
     arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
     history: list[dict[str, Any]] = []
     start_epoch = 0
-    state = _load_checkpoint(out_dir / CHECKPOINT, config)
+    settings = {**(data_settings or {}), "latency_table": latency_digest(supernet)}
+    state = _load_checkpoint(out_dir / CHECKPOINT, config, settings, extend=extend)
     if state is not None:
-        supernet.load_state_dict(state["model"])
+        try:
+            supernet.load_state_dict(state["model"])
+        except RuntimeError:  # another space's supernet (keys or shapes differ)
+            raise SearchConfigError(f"checkpoint {out_dir / CHECKPOINT} holds another supernet; use another --out or delete it") from None
         weight_opt.load_state_dict(state["weight_opt"])
         arch_opt.load_state_dict(state["arch_opt"])
         history = json.loads(state["history"])
@@ -206,7 +257,7 @@ def run_search(
         row["cpu_seconds"] = time.process_time() - cpu_started + cpu_seconds_before
         history.append(row)
         if rank == 0:
-            _save_checkpoint(out_dir, supernet, weight_opt, arch_opt, config, epoch, history)
+            _save_checkpoint(out_dir, supernet, weight_opt, arch_opt, config, settings, epoch, history)
             if bar is not None:
                 bar.set_postfix(
                     loss=f"{row['loss']:.3f}", acc=f"{row['train_acc']:.2f}", val=f"{row['val_acc']:.2f}",
@@ -296,6 +347,36 @@ def write_report(result: SearchResult, out_dir: str | Path, *, candidates: list[
     return paths
 
 
+def train_supernet(
+    space: Any,
+    clips: ClipSplits,
+    config: SearchConfig,
+    *,
+    latency_table: list[list[float]],
+    fixed_ms: float,
+    device: str,
+    out_dir: str | Path,
+    data_settings: dict[str, Any] | None = None,
+    extend: bool = False,
+    progress: bool = True,
+) -> tuple[Supernet, SearchResult] | None:
+    """The supernet of ``space`` with the device's table, trained by ``run_search`` in ``out_dir`` (resumable).
+
+    Device and space join ``data_settings`` in the checkpoint's resume check. Returns (supernet,
+    result) on rank 0, ``None`` on the other ranks under DDP (after a barrier).
+    """
+    from search.supernet import create_supernet
+
+    torch.manual_seed(config.seed)
+    supernet = create_supernet(space, latency_table=latency_table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
+    settings = {"device": device, "space": space.name, **(data_settings or {})}
+    result = run_search(supernet, clips, config, out_dir=out_dir, data_settings=settings, extend=extend, progress=progress)
+    rank, world = _distributed()
+    if world > 1:
+        dist.barrier()
+    return (supernet, result) if rank == 0 else None
+
+
 def search_device(
     space: Any,
     clips: ClipSplits,
@@ -306,37 +387,54 @@ def search_device(
     device: str,
     out_dir: str | Path,
     data_name: str = "",
+    data_settings: dict[str, Any] | None = None,
+    extend: bool = False,
+    calibration: Calibration | None = None,
     progress: bool = True,
 ) -> dict[str, Any] | None:
-    """The whole search of ``space`` for one device, as ``vidlat search`` runs it.
+    """The whole DNAS of ``space`` for one device, as ``vidlat search`` runs it.
 
-    supernet (latency table) --run_search--> derived arch --> OUT/arch.yaml, report.json, PNGs.
-    Returns the report (also written as ``report.json``); ``None`` on ranks other than 0 under DDP.
+    supernet (latency table) --train_supernet--> derived arch --> OUT/arch.yaml, report.json, PNGs
+    derived arch of every epoch + landmarks --SupernetScorer (val clips)--> OUT/pareto.png, report "pareto"
+    ``predicted_ms`` is the table sum, calibrated when ``calibration`` (the device's fitted predictor) is
+    given; the target loss itself works on the table sum. Returns the report (also written as
+    ``report.json``); ``None`` on ranks other than 0 under DDP.
     """
-    from search.supernet import create_supernet, derived_arch
+    from search.pareto import PredictedLatency, score_arch, write_pareto
+    from search.scoring import SupernetScorer
+    from search.supernet import derived_arch
 
     out_dir = Path(out_dir)
-    torch.manual_seed(config.seed)
-    supernet = create_supernet(space, latency_table=latency_table, fixed_ms=fixed_ms, num_classes=clips.num_classes)
-    result = run_search(supernet, clips, config, out_dir=out_dir, progress=progress)
-    rank, world = _distributed()
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
+    trained = train_supernet(space, clips, config, latency_table=latency_table, fixed_ms=fixed_ms, device=device,
+                             out_dir=out_dir, data_settings=data_settings, extend=extend, progress=progress)
+    if trained is None:
         return None
-    notes = {"device": device, "predicted_ms": round(result.derived_ms, 4), "search": str(out_dir)}
+    supernet, result = trained
+    scorer = SupernetScorer(supernet, clips.val)
+    latency = PredictedLatency.of(latency_table, fixed_ms, calibration)
+    derived = score_arch(supernet, scorer, supernet.path_of(result.derived), latency=latency, origin="dnas")
+    visited = {tuple(row["derived"]): row["epoch"] for row in result.history}
+    scored = [score_arch(supernet, scorer, supernet.path_of(blocks), latency=latency, origin=f"argmax after epoch {epoch}")
+              for blocks, epoch in visited.items()]
+    notes = {"device": device, "predicted_ms": round(derived.predicted_ms, 4), "search": str(out_dir)}
     arch = derived_arch(space, supernet, name=f"dnas-{device}-{space.name}", notes=notes)
     arch.save(out_dir / "arch.yaml")
-    plots = write_report(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=f"{device} / {space.name}")
+    title = f"{device} / {space.name}"
+    plots = write_report(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=title)
+    pareto = write_pareto(out_dir, space=space, supernet=supernet, scorer=scorer, scored=scored, chosen={"dnas": derived},
+                          budgets_ms=[config.target_ms] if config.target_ms else [], latency=latency,
+                          title=f"{title}: DNAS argmax archs on the supernet", seed=config.seed)
     last = result.history[-1]
     report = {
-        "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
-        "target_ms": config.target_ms, "predicted_ms": result.derived_ms, "expected_ms": result.expected_ms,
+        "method": "dnas", "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
+        "target_ms": config.target_ms, "predicted_ms": derived.predicted_ms, "table_ms": latency.table_ms(derived.path),
+        "calibration": calibration.to_dict() if calibration else None, "expected_ms": result.expected_ms,
         "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"],
         "val_acc_sampled": last.get("val_acc_sampled"), "search_seconds": result.seconds,
         "search_cpu_seconds": result.cpu_seconds, "epochs": len(result.history), "resumed_from_epoch": result.resumed_from,
-        "layers": arch.layers,
-        "files": {"arch": str(out_dir / "arch.yaml"), "log": str(out_dir / LOG), **{k: str(v) for k, v in plots.items()}},
+        "layers": arch.layers, "pareto": pareto["pareto"], "landmarks": pareto["landmarks"], "scored_archs": pareto["scored_archs"],
+        "files": {"arch": str(out_dir / "arch.yaml"), "log": str(out_dir / LOG), **{k: str(v) for k, v in plots.items()},
+                  "pareto": pareto["file"]},
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     return report
@@ -405,12 +503,13 @@ def _train_epoch(
 
 def _save_checkpoint(
     out_dir: Path, supernet: Supernet, weight_opt: torch.optim.Optimizer, arch_opt: torch.optim.Optimizer,
-    config: SearchConfig, epoch: int, history: list[dict[str, Any]],
+    config: SearchConfig, settings: dict[str, Any], epoch: int, history: list[dict[str, Any]],
 ) -> None:
     """Write the checkpoint (tensors and plain values only, loadable with weights_only) and the log."""
     state = {
         "epoch": epoch,
         "config": asdict(config),
+        "settings": dict(settings),
         "model": supernet.state_dict(),
         "weight_opt": weight_opt.state_dict(),
         "arch_opt": arch_opt.state_dict(),
@@ -420,12 +519,13 @@ def _save_checkpoint(
     partial = out_dir / (CHECKPOINT + ".partial")
     torch.save(state, partial)
     partial.replace(out_dir / CHECKPOINT)
-    (out_dir / LOG).write_text(json.dumps({"config": asdict(config), "history": history}, indent=1))
+    (out_dir / LOG).write_text(json.dumps({"config": asdict(config), "settings": settings, "history": history}, indent=1))
 
 
 __all__ = [
     "CHECKPOINT",
     "LOG",
+    "CHECKPOINT_KEYS",
     "LOSS_FORMS",
     "MissingLatencyError",
     "SearchConfig",
@@ -435,10 +535,12 @@ __all__ = [
     "device_latency_table",
     "fbnet_loss",
     "fbnet_unit_ms",
+    "latency_digest",
     "run_search",
     "search_device",
     "split_for_arch",
     "target_loss",
     "temperature_at",
+    "train_supernet",
     "write_report",
 ]

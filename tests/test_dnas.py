@@ -191,3 +191,79 @@ def test_search_under_torchrun_with_two_gloo_processes(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     log = json.loads((tmp_path / "ddp" / "search_log.json").read_text())
     assert len(log["history"]) == 2 and (tmp_path / "ddp" / "arch.yaml").is_file()
+
+
+def _tiny_data():
+    return make_moving_digits(MovingDigitsConfig(n_train=16, n_val=8, n_test=4, num_classes=4, channels=1, frames=4, size=16))
+
+
+def test_resume_refuses_other_data_settings_and_epochs_unless_extended(tmp_path):
+    data, config = _tiny_data(), SearchConfig(epochs=1, warmup_epochs=0, batch_size=8)
+    settings = {"data": "moving-digits", "train_clips": 16, "frames": 4, "size": 16}
+    run_search(tiny_supernet(), data, config, out_dir=tmp_path, data_settings=settings, progress=False)
+    with pytest.raises(SearchConfigError, match=r"other settings \(frames, train_clips\); use another --out or delete it"):
+        run_search(tiny_supernet(), data, config, out_dir=tmp_path, data_settings={**settings, "frames": 8, "train_clips": 32},
+                   progress=False)
+    longer = SearchConfig(**{**config.__dict__, "epochs": 2})
+    with pytest.raises(SearchConfigError, match="1-epoch search .* pass --extend"):
+        run_search(tiny_supernet(), data, longer, out_dir=tmp_path, data_settings=settings, progress=False)
+    other_table = tiny_supernet(fixed_ms=2.0)  # the device's measurements changed
+    with pytest.raises(SearchConfigError, match="latency_table"):
+        run_search(other_table, data, config, out_dir=tmp_path, data_settings=settings, progress=False)
+    result = run_search(tiny_supernet(), data, longer, out_dir=tmp_path, data_settings=settings, extend=True, progress=False)
+    assert result.resumed_from == 1 and [row["epoch"] for row in result.history] == [0, 1]
+    with pytest.raises(SearchConfigError, match="cannot shorten"):
+        run_search(tiny_supernet(), data, config, out_dir=tmp_path, data_settings=settings, extend=True, progress=False)
+    assert json.loads((tmp_path / LOG).read_text())["settings"]["frames"] == 4
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "truncated", "missing keys", "not a dict", "no data settings"])
+def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, kind):
+    data, config = _tiny_data(), SearchConfig(epochs=1, warmup_epochs=0, batch_size=8)
+    path = tmp_path / CHECKPOINT
+    if kind == "random bytes":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "truncated":
+        run_search(tiny_supernet(), data, config, out_dir=tmp_path, progress=False)
+        path.write_bytes(path.read_bytes()[:3000])
+    elif kind == "missing keys":
+        torch.save({"epoch": 0, "model": {}}, path)
+    elif kind == "no data settings":  # written before the checkpoint recorded them
+        run_search(tiny_supernet(), data, config, out_dir=tmp_path, progress=False)
+        state = torch.load(path, weights_only=True)
+        del state["settings"]
+        torch.save(state, path)
+    else:
+        torch.save([1, 2, 3], path)
+    with pytest.raises(SearchConfigError, match="not a (readable )?search checkpoint|earlier vidlat") as caught:
+        run_search(tiny_supernet(), data, config, out_dir=tmp_path, progress=False)
+    assert "\n" not in str(caught.value) and "delete it" in str(caught.value)
+
+
+def test_cli_resume_checks_data_settings_epochs_extend_and_corrupt_files(tmp_path):
+    from click.testing import CliRunner
+
+    from vidlat.cli import cli
+
+    lut = _tiny_lut(tmp_path / "lut.csv")
+    out = tmp_path / "s"
+    base = ["search", "--device", "ort-cpu-1t", "--lut", str(lut), "--space", "tiny", "--warmup", "0", "--frames", "2",
+            "--size", "16", "--batch-size", "8", "--out", str(out)]
+    runner = CliRunner()
+    first = runner.invoke(cli, [*base, "--epochs", "1", "--train-clips", "10"])
+    assert first.exit_code == 0, first.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "dnas" and report["pareto"] and (out / "pareto.png").is_file()
+    assert {row["origin"] for row in report["landmarks"]} >= {"reference x3d-xs", "reference r2p1d"}
+    changed = runner.invoke(cli, [*base, "--epochs", "1", "--train-clips", "12"])
+    assert changed.exit_code == 2 and "other settings (train_clips)" in changed.output
+    more = runner.invoke(cli, [*base, "--epochs", "2", "--train-clips", "10"])
+    assert more.exit_code == 2 and "pass --extend" in more.output
+    extended = runner.invoke(cli, [*base, "--epochs", "2", "--train-clips", "10", "--extend"])
+    assert extended.exit_code == 0, extended.output
+    assert json.loads((out / "report.json").read_text())["resumed_from_epoch"] == 1
+    (out / CHECKPOINT).write_bytes(b"\x80\x02garbage" * 50)
+    corrupt = runner.invoke(cli, [*base, "--epochs", "2", "--train-clips", "10"])
+    errors = [line for line in corrupt.output.splitlines() if line.startswith("error:")]
+    assert corrupt.exit_code == 2 and len(errors) == 1 and "not a readable search checkpoint" in errors[0]
+    assert "Traceback" not in corrupt.output

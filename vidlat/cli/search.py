@@ -1,11 +1,14 @@
-"""``vidlat search``: FBNet-style DNAS with a device's measured latency as the cost.
+"""``vidlat search``: device-aware search with a device's measured latency as the cost.
 
 ::
 
     store (device, space) --LUTPredictor--> latency table per (layer, candidate), fixed ms
+                          --fitted predictor (`vidlat fit`), if any--> calibration of predicted ms
     --data (moving-digits | folder) ------> clips at the proxy shape (C x frames x size x size)
         --> supernet --run_search (checkpoint per epoch, resumable)-->
-    OUT/arch.yaml (argmax per layer), search_log.json, report.json, probabilities.png, latency.png
+    --method dnas:      OUT/arch.yaml (argmax per layer)              search.dnas.search_device
+    --method evolution: OUT/arch.yaml or arch-<T>ms.yaml per budget   search.evolution.evolve_device
+    both: search_log.json, report.json, probabilities.png, latency.png, pareto.png
 
 Started under ``torchrun`` (WORLD_SIZE > 1) it trains with DistributedDataParallel on gloo.
 """
@@ -22,6 +25,34 @@ from profiler.errors import StoreError
 from profiler.store import LatencyStore, default_store_path
 
 
+def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        targets = [float(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of ms, e.g. 10,20,30") from None
+    if not targets or min(targets) <= 0 or len(set(targets)) != len(targets):
+        raise click.BadParameter(f"'{value}': give distinct budgets > 0 ms, e.g. 10,20,30")
+    return targets
+
+
+def _calibration(store: LatencyStore, device: str, space_name: str):
+    """The device's whole-network calibration from the predictor `vidlat fit` saved (as `vidlat predict` finds it),
+    or None if there is none or it was fitted on other hardware (a note says so)."""
+    from predictors import FittedPredictor, PredictorMismatchError
+    from vidlat.cli.predict import predictor_path
+
+    path = predictor_path(store, device, space_name)
+    if not path.is_file():
+        return None
+    try:
+        return FittedPredictor.load(path, device=device, fingerprint=store.fingerprint(device)).calibration
+    except PredictorMismatchError as exc:
+        click.echo(f"note: no calibration, latency is the table sum: {exc}", err=True)
+        return None
+
+
 def _device_name(device: str, store_path: Path) -> str:
     with LatencyStore(store_path) as store:
         if device in store.devices():
@@ -33,8 +64,22 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.option("--device", required=True, help="device whose lookup table is the cost (shipped name, stored name or .yaml)")
 @click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
 @click.option("--data", default="moving-digits", show_default=True, help="'moving-digits' or a folder of class sub-folders of .mp4/.avi clips")
-@click.option("--target-ms", type=float, default=None, help="latency budget in ms: target loss instead of FBNet's CE*alpha*log(LAT)^beta")
+@click.option("--method", type=click.Choice(["dnas", "evolution"]), default="dnas", show_default=True,
+              help="dnas: FBNet/GDAS logits pick the arch; evolution: train the same supernet (FBNet loss), then evolve "
+                   "archs scored by supernet val accuracy under a hard predicted-latency budget")
+@click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="latency budget in ms: dnas: target loss instead of FBNet's CE*alpha*log(LAT)^beta; evolution: the hard budget")
+@click.option("--targets", callback=_targets, default=None, metavar="MS,MS,...",
+              help="evolution only: one arch per budget from one trained supernet (arch-<T>ms.yaml each); the DNAS "
+                   "target loss needs one search per budget: run one --target-ms per --out")
+@click.option("--population", type=click.IntRange(2), default=10, show_default=True, help="evolution: archs per generation")
+@click.option("--generations", type=click.IntRange(0), default=5, show_default=True, help="evolution: generations after the random one")
+@click.option("--mutation-prob", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+              help="evolution: probability that a layer of a parent is re-drawn")
+@click.option("--crossover", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="evolution: fraction of each generation made by crossover (the rest by mutation)")
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--extend", is_flag=True, help="continue a finished or partial search in OUT to a different (larger) --epochs")
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="weight-only epochs first")
 @click.option("--mode", type=click.Choice(["hard", "soft"]), default="hard", show_default=True,
               help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run")
@@ -56,17 +101,29 @@ def _device_name(device: str, store_path: Path) -> str:
               help="a `vidlat lut export` file instead of the store")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/search-<device>-<space>]")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
-def search(device: str, space_name: str, data: str, target_ms: float | None, epochs: int, warmup: int, mode: str,
+def search(device: str, space_name: str, data: str, method: str, target_ms: float | None, targets: list[float] | None,
+           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, mode: str,
            alpha: float, beta: float, unit_ms: float | None, latency_weight: float, temperature: float, temperature_decay: float,
            arch_lr: float, batch_size: int, train_clips: int, frames: int, size: int, seed: int, threads: int,
            lut_file: str | None, out_dir: str | None, store_path: str | None) -> None:
-    """Search a device-specific architecture; resumes from OUT/checkpoint.pt if one is there."""
+    """Search a device-specific architecture; resumes from OUT/checkpoint.pt if one is there (same settings only)."""
     import torch
     import torch.distributed as dist
 
     from search.data import load_data
     from search.dnas import SearchConfig, device_latency_table, fbnet_unit_ms, search_device
+    from search.evolution import EvolutionConfig, check_budget, evolve_device
+    from search.pareto import PredictedLatency
     from search.space import load_space
+
+    if targets is not None and (method != "evolution" or target_ms is not None):
+        raise click.UsageError("--targets needs --method evolution and no --target-ms (the DNAS target loss needs one "
+                               "search per budget: run one `--target-ms T --out DIR` each)")
+    budgets = targets or ([target_ms] if target_ms is not None else [])
+    if method == "evolution" and not budgets:
+        raise click.UsageError("--method evolution needs a latency budget: --target-ms T or --targets T1,T2,...")
+    evolution = EvolutionConfig(population=population, generations=generations, mutation_prob=mutation_prob,
+                                crossover_fraction=crossover, seed=seed)
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
@@ -75,6 +132,7 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
         dist.init_process_group("gloo")
     rank = dist.get_rank() if distributed else 0
     space = load_space(space_name)
+    calibration = None  # a lookup-table file carries no whole-network calibration
     if lut_file is not None:
         device_name = resolve_device(device).name if device.endswith((".yaml", ".yml")) else device
         table, fixed_ms = device_latency_table(space, device=device_name, lut_file=lut_file)
@@ -85,38 +143,71 @@ def search(device: str, space_name: str, data: str, target_ms: float | None, epo
         device_name = _device_name(device, path)
         with LatencyStore(path) as store:
             table, fixed_ms = device_latency_table(space, device=device_name, store=store)
+            calibration = _calibration(store, device_name, space_name)
+    for budget in budgets if method == "evolution" else []:  # before the data and the training
+        check_budget(budget, PredictedLatency.of(table, fixed_ms, calibration))
     out = Path(out_dir) if out_dir else Path("runs") / f"search-{device_name}-{space.name}"
     classes = space.num_classes if space.num_classes in range(2, 11, 2) else 10
     clips = load_data(data, channels=space.input_shape[0], frames=frames, size=size, seed=seed,
                       n_train=train_clips, n_val=max(100, train_clips // 5), n_test=10, num_classes=classes)
     config = SearchConfig(
         epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode,
-        loss="fbnet" if target_ms is None else "target", alpha=alpha, beta=beta, target_ms=target_ms,
+        loss="target" if method == "dnas" and target_ms is not None else "fbnet", alpha=alpha, beta=beta,
+        target_ms=target_ms if method == "dnas" else None,
         unit_ms=unit_ms or fbnet_unit_ms(table, fixed_ms),
         latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
         arch_lr=arch_lr, seed=seed,
     )
+    data_settings = {"data": data, "train_clips": train_clips, "frames": frames, "size": size}
     if rank == 0:
         click.echo(f"search on {device_name}, space {space.name} ({len(space.layers)} layers, {space.size():.2e} archs), "
-                   f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode -> {out}")
-    report = search_device(space, clips, config, latency_table=table, fixed_ms=fixed_ms, device=device_name,
-                           out_dir=out, data_name=data, progress=rank == 0)
-    if report is not None:
-        files = report["files"]
-        click.echo(f"derived arch: {' | '.join(report['layers'])}")
-        click.echo(f"predicted latency on {device_name}: {report['predicted_ms']:.3f} ms (expected {report['expected_ms']:.3f} ms), "
-                   f"supernet val acc {report['val_acc_supernet']:.3f} (derived arch), "
-                   f"{report['val_acc_sampled'] if report['val_acc_sampled'] is not None else float('nan'):.3f} (sampled archs), "
-                   f"search {report['search_seconds']:.0f} s")
-        chance = 1.0 / clips.num_classes
-        if report["val_acc_sampled"] is not None and report["val_acc_sampled"] < 2 * chance:
-            click.echo(f"note: archs sampled from the supernet reach {report['val_acc_sampled']:.2f} val accuracy (chance "
-                       f"{chance:.2f}): the CE term carried little signal, so the latency term chose most layers; "
-                       f"give it a budget with --target-ms, or more --epochs and --warmup", err=True)
-        if abs(report["predicted_ms"] - report["expected_ms"]) > 0.25 * report["expected_ms"]:
-            click.echo(f"note: the argmax arch ({report['predicted_ms']:.2f} ms) is far from the expected latency "
-                       f"({report['expected_ms']:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
-                       f"or a faster --temperature-decay", err=True)
-        click.echo(f"wrote {files['arch']}, {out / 'report.json'}, {files['heatmap']}, {files['latency']}, {files['log']}")
+                   f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode, "
+                   f"method {method} -> {out}")
+    common = dict(latency_table=table, fixed_ms=fixed_ms, device=device_name, out_dir=out, calibration=calibration,
+                  data_name=data, data_settings=data_settings, extend=extend, progress=rank == 0)
+    if method == "evolution":
+        report = evolve_device(space, clips, config, targets_ms=budgets, evolution=evolution, **common)
+        if report is not None:
+            _print_evolution(report, device_name, out)
+    else:
+        report = search_device(space, clips, config, **common)
+        if report is not None:
+            _print_dnas(report, device_name, out, chance=1.0 / clips.num_classes)
     if distributed:
         dist.destroy_process_group()
+
+
+def _calibrated(report: dict) -> str:
+    return " (table sum, no fitted calibration)" if report["calibration"] is None else " (calibrated, as `vidlat predict`)"
+
+
+def _print_evolution(report: dict, device: str, out: Path) -> None:
+    rows = report["archs"]
+    click.echo(f"evolution: {sum(row['scored'] for row in rows)} archs scored on the supernet for {len(rows)} budget(s) "
+               f"in {report['evolution_seconds']:.0f} s (supernet training {report['search_seconds']:.0f} s)")
+    for row in rows:
+        click.echo(f"under {row['target_ms']:g} ms: {' | '.join(row['layers'])}")
+        click.echo(f"  predicted {row['predicted_ms']:.3f} ms on {device}{_calibrated(report)}, "
+                   f"supernet val acc {row['val_acc_supernet']:.3f} -> {row['file']}")
+    files = report["files"]
+    click.echo(f"wrote {out / 'report.json'}, {files['pareto']}, {files['heatmap']}, {files['latency']}, {files['log']}")
+
+
+def _print_dnas(report: dict, device_name: str, out: Path, *, chance: float) -> None:
+    files = report["files"]
+    click.echo(f"derived arch: {' | '.join(report['layers'])}")
+    click.echo(f"predicted latency on {device_name}: {report['predicted_ms']:.3f} ms{_calibrated(report)} "
+               f"(expected {report['expected_ms']:.3f} ms), "
+               f"supernet val acc {report['val_acc_supernet']:.3f} (derived arch), "
+               f"{report['val_acc_sampled'] if report['val_acc_sampled'] is not None else float('nan'):.3f} (sampled archs), "
+               f"search {report['search_seconds']:.0f} s")
+    if report["val_acc_sampled"] is not None and report["val_acc_sampled"] < 2 * chance:
+        click.echo(f"note: archs sampled from the supernet reach {report['val_acc_sampled']:.2f} val accuracy (chance "
+                   f"{chance:.2f}): the CE term carried little signal, so the latency term chose most layers; "
+                   f"give it a budget with --target-ms, or more --epochs and --warmup", err=True)
+    if abs(report["table_ms"] - report["expected_ms"]) > 0.25 * report["expected_ms"]:
+        click.echo(f"note: the argmax arch ({report['table_ms']:.2f} ms by the table) is far from the expected latency "
+                   f"({report['expected_ms']:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
+                   f"or a faster --temperature-decay", err=True)
+    click.echo(f"wrote {files['arch']}, {out / 'report.json'}, {files['heatmap']}, {files['latency']}, {files['pareto']}, "
+               f"{files['log']}")
