@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import yaml
 
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, short_repr
 from profiler.yaml_config import read_yaml
 from search.blocks import check_shapes, create_block, output_shape, parse_block
 from search.blocks.common import ConvBN
@@ -75,31 +75,31 @@ class ArchSpec:
     def validate(self) -> None:
         """``ArchSpecError`` naming the first inconsistency (types, sizes, and each block at its shapes)."""
         if not _sizes(self.input_shape, 4):
-            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {self.input_shape!r}")
+            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {short_repr(self.input_shape)}")
         for part, keys in (("stem", STEM_KEYS), ("head", HEAD_KEYS)):
             value = getattr(self, part)
             if not isinstance(value, dict) or "channels" not in value or set(value) - keys:
-                raise ArchSpecError(f"{part} must be a mapping with 'channels' (allowed keys: {', '.join(sorted(keys))}), got {value!r}")
+                raise ArchSpecError(f"{part} must be a mapping with 'channels' (allowed keys: {', '.join(sorted(keys))}), got {short_repr(value)}")
             if not _sizes(list(value.values()), len(value)):
-                raise ArchSpecError(f"{part} sizes must be positive integers, got {value!r}")
+                raise ArchSpecError(f"{part} sizes must be positive integers, got {short_repr(value)}")
         if self.stem.get("temporal_kernel", 1) % 2 == 0:
             raise ArchSpecError(f"stem.temporal_kernel must be odd (it pads k // 2), got {self.stem['temporal_kernel']}")
         for name, value in (("space", self.space), ("name", self.name)):
             if not isinstance(value, str):
-                raise ArchSpecError(f"{name} must be a string, got {value!r}")
+                raise ArchSpecError(f"{name} must be a string, got {short_repr(value)}")
         if not isinstance(self.notes, dict):
-            raise ArchSpecError(f"notes must be a mapping, got {self.notes!r}")
+            raise ArchSpecError(f"notes must be a mapping, got {short_repr(self.notes)}")
         if not isinstance(self.layers, list | tuple) or not self.layers or not all(isinstance(b, str) for b in self.layers):
-            raise ArchSpecError(f"layers must be a non-empty list of block strings, got {self.layers!r}")
+            raise ArchSpecError(f"layers must be a non-empty list of block strings, got {short_repr(self.layers)}")
         if not isinstance(self.channels, list | tuple) or not _sizes(self.channels, len(self.channels)):
-            raise ArchSpecError(f"channels must be a list of positive integers, got {self.channels!r}")
+            raise ArchSpecError(f"channels must be a list of positive integers, got {short_repr(self.channels)}")
         if not isinstance(self.strides, list | tuple) or not all(_sizes(stride, 3) for stride in self.strides):
-            raise ArchSpecError(f"strides must be a list of [t, h, w] positive integers, got {self.strides!r}")
+            raise ArchSpecError(f"strides must be a list of [t, h, w] positive integers, got {short_repr(self.strides)}")
         if not len(self.layers) == len(self.channels) == len(self.strides):
             raise ArchSpecError(f"layers, channels and strides must have the same length, got "
                                 f"{len(self.layers)}, {len(self.channels)}, {len(self.strides)}")
         if not _sizes([self.num_classes], 1):
-            raise ArchSpecError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+            raise ArchSpecError(f"num_classes must be a positive integer, got {short_repr(self.num_classes)}")
         in_channels = self.stem["channels"]
         for index, (block, out, stride) in enumerate(zip(self.layers, self.channels, self.strides)):
             try:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, short_repr
 
 API = "/v1"
 HEALTH_PATH = f"{API}/health"
@@ -105,7 +105,7 @@ class MeasureRequest:
         shapes: dict[str, tuple[int, ...]] = {}
         for name, shape in inputs.items():
             if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-                raise ValueError(f"input '{name}': shape must be a list of positive integers, got {shape!r}")
+                raise ValueError(f"input '{name}': shape must be a list of positive integers, got {short_repr(shape)}")
             shapes[name] = tuple(shape)
         options = data.get("options") or {}
         policy = data.get("policy") or {}
@@ -113,7 +113,7 @@ class MeasureRequest:
             raise ValueError("'options' and 'policy' must be JSON objects")
         limit = data.get("time_limit_s")
         if limit is not None and (not isinstance(limit, int | float) or isinstance(limit, bool) or not limit > 0):
-            raise ValueError(f"'time_limit_s' must be a positive number, got {limit!r}")
+            raise ValueError(f"'time_limit_s' must be a positive number, got {short_repr(limit)}")
         return cls(key=key, inputs=shapes, options=options, policy=policy, time_limit_s=limit)
 
 
