@@ -30,6 +30,8 @@ REQUEST_HEADER = "X-Vidlat-Request"
 TOKEN_ENV = "VIDLAT_AGENT_TOKEN"
 DEFAULT_PORT = 7300
 
+MAX_LENGTH_DIGITS = 15  # a Content-Length of up to about 1 PB
+
 # error codes -> HTTP status
 ERRORS: dict[str, int] = {
     "bad_request": 400,  # the request description (shapes, policy, options) is wrong
@@ -115,6 +117,14 @@ class MeasureRequest:
         if limit is not None and (not isinstance(limit, int | float) or isinstance(limit, bool) or not limit > 0):
             raise ValueError(f"'time_limit_s' must be a positive number, got {short_repr(limit)}")
         return cls(key=key, inputs=shapes, options=options, policy=policy, time_limit_s=limit)
+
+
+def content_length(text: str) -> int:
+    """The value of a ``Content-Length`` header: ASCII digits only (``str.isdigit`` also takes '²'), at
+    most ``MAX_LENGTH_DIGITS`` of them; ``ValueError`` saying so otherwise."""
+    if not (0 < len(text) <= MAX_LENGTH_DIGITS and text.isascii() and text.isdigit()):
+        raise ValueError(f"Content-Length must be 1 to {MAX_LENGTH_DIGITS} ASCII digits, got {short_repr(text)}")
+    return int(text)
 
 
 def error_body(code: str, message: str) -> dict[str, str]:
