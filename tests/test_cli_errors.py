@@ -1,4 +1,5 @@
-"""Click's own usage errors are the same one `error:` line (exit 2) as every other mistake."""
+"""Click's own usage errors are the same one `error:` line (exit 2) as every other mistake, and
+the help of every verb that writes a file says whether it creates folders and replaces a file."""
 
 from __future__ import annotations
 
@@ -33,3 +34,14 @@ def test_help_and_version_still_print():
     assert CliRunner().invoke(cli, ["--version"]).exit_code == 0
     shown = CliRunner().invoke(cli, ["devices", "validate", "--help"], prog_name="vidlat")
     assert shown.exit_code == 0 and shown.output.startswith("Usage: vidlat devices validate")
+
+
+@pytest.mark.parametrize(("args", "promises"), [
+    (["export", "--help"], ["existing file there is overwritten", "missing folders are created"]),
+    (["space", "sample", "--help"], ["missing folders are created", "an existing file is replaced"]),
+    (["lut", "export", "--help"], ["missing folders are created", "an existing file is replaced"]),
+])
+def test_help_says_where_files_are_written_over(args, promises):
+    shown = CliRunner().invoke(cli, args)
+    text = " ".join(shown.output.split())
+    assert shown.exit_code == 0 and all(promise in text for promise in promises), text
