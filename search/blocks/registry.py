@@ -72,7 +72,7 @@ def parse_block(text: str) -> BlockSpec:
     name = text.strip().split("_")[0]
     family = BLOCKS.get(name)
     if family is None:
-        raise BlockSpecError(f"unknown block family '{name}' in {short_repr(text)}; families: {families_help()}")
+        raise BlockSpecError(f"unknown block family {short_repr(name)} in {short_repr(text)}; families: {families_help()}")
     try:
         spec = tokenize(text)
     except BlockSpecError as exc:
@@ -82,11 +82,11 @@ def parse_block(text: str) -> BlockSpec:
     extra = sorted(tokens - set(family.required) - set(family.optional))
     if missing or extra:
         what = f"missing {', '.join(_TOKEN_HELP[t] for t in missing)}" if missing else f"'{family.name}' takes no {', '.join(extra)}"
-        raise BlockSpecError(f"block '{text}': {what}; expected {family.usage()}")
+        raise BlockSpecError(f"block {short_repr(text)}: {what}; expected {family.usage()}")
     if family.frame_only and spec.kernel is not None and spec.kernel[0] != 1:
-        raise BlockSpecError(f"block '{text}': '{family.name}' is 2D-only, its kernel must be k1<h><w>")
+        raise BlockSpecError(f"block {short_repr(text)}: '{family.name}' is 2D-only, its kernel must be k1<h><w>")
     if spec.expansion is not None and not 1 <= spec.expansion <= 8:
-        raise BlockSpecError(f"block '{text}': expansion must be 1..8")
+        raise BlockSpecError(f"block {short_repr(text)}: expansion must be 1..8")
     return spec
 
 
