@@ -38,6 +38,7 @@ from profiler.errors import clip, short_repr
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("layer", "block", "key", "median_ms")
 FIXED_LAYER = -1
+MAX_LAYER = 9999
 LUT_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 
 
@@ -231,6 +232,9 @@ def read_lut_file(path: str | Path) -> pd.DataFrame:
         raise PredictorError(f"{path}: not UTF-8 text; expected {expected}") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:  # pyarrow's errors derive from these
         raise PredictorError(f"{path}: cannot read it ({clip(' '.join(str(exc).split()))}); expected {expected}") from None
+    if path.suffix == ".csv" and not isinstance(frame.index, pd.RangeIndex):  # pandas made the extra first cells an index
+        raise PredictorError(f"{path}: the rows have more cells than the header; expected {expected}")
+    frame = frame.reset_index(drop=True)
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise PredictorError(f"{path}: no column(s) {', '.join(missing)}; expected {expected}")
@@ -253,8 +257,8 @@ def _check_rows(frame: pd.DataFrame, path: Path) -> None:
         return f"{path}: {row(index)}" + (f" (key {short_repr(key)})" if isinstance(key, str) else "")
 
     layer = pd.to_numeric(frame["layer"], errors="coerce")
-    for index in frame.index[~(layer.notna() & (layer == layer.round()) & (layer >= FIXED_LAYER))]:
-        raise PredictorError(f"{where(index)}: layer must be an integer >= {FIXED_LAYER} ({FIXED_LAYER}: stem and head), "
+    for index in frame.index[~(layer.between(FIXED_LAYER, MAX_LAYER) & (layer == layer.round()))]:
+        raise PredictorError(f"{where(index)}: layer must be an integer {FIXED_LAYER}..{MAX_LAYER} ({FIXED_LAYER}: stem and head), "
                              f"got {_cell(frame.at[index, 'layer'])}")
     for column in ("block", "key"):
         for index in frame.index[~frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]:

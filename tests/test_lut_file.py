@@ -43,8 +43,8 @@ def edit(table: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFr
     (lambda t: edit(t, 3, "median_ms", 0.0), r"line 5 .*median_ms must be a finite number .*got 0.0"),
     (lambda t: edit(t, 0, "median_ms", float("inf")), r"line 2 .*median_ms must be a finite number .*got inf"),
     (lambda t: edit(t, 0, "median_ms", "fast"), r"line 2 .*median_ms must be a finite number .*got 'fast'"),
-    (lambda t: edit(t, 1, "layer", "two"), r"line 3 .*layer must be an integer >= -1 .*got 'two'"),
-    (lambda t: edit(t, 1, "layer", 1.5), r"line 3 .*layer must be an integer >= -1 .*got 1.5"),
+    (lambda t: edit(t, 1, "layer", "two"), r"line 3 .*layer must be an integer -1..9999 .*got 'two'"),
+    (lambda t: edit(t, 1, "layer", 1.5), r"line 3 .*layer must be an integer -1..9999 .*got 1.5"),
     (lambda t: edit(t, 1, "block", None), r"line 3 .*block must be a non-empty string"),
     (lambda t: t.drop(columns=["median_ms", "key"]), r"no column\(s\) key, median_ms; expected a `vidlat lut export` table"),
     (lambda t: pd.concat([t, t.iloc[[2]]], ignore_index=True), r"line \d+ .*block '.+' is given twice \(line 4 too\); one row per"),
@@ -66,6 +66,8 @@ def test_rows_not_measured_may_hold_anything_in_median_ms(table, tmp_path):
     (b"", "the file is empty"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00\x01", "not UTF-8 text"),
     (b"layer,block\n0,x3d\n", "no column(s) key, median_ms"),
+    (b"layer,block,key,median_ms\n0,x3d,k,1.0,extra\n", "the rows have more cells than the header"),
+    (b"layer,block,key,median_ms\n0,x3d,k,1.0\n0,x3d,k,1.0,extra\n", "cannot read it (Error tokenizing data."),
 ])
 def test_not_a_table_is_one_line(tmp_path, content, message):
     path = tmp_path / "lut.csv"
