@@ -36,10 +36,11 @@ num_classes: 4
 """
 
 # YAML scalars and fragments a hostile or careless file might hold (sizes avoid the slow but valid
-# band of thousands of channels: this fuzzes robustness, not the speed of big networks)
+# band of thousands of channels: this fuzzes robustness, not the speed of big networks; no subnormal
+# floats: other tests' torch.set_flush_denormal(True) leaves the processor unable to represent them)
 VALUES = st.one_of(
     st.integers(-3, 64).map(str), st.integers(10**5, 10**40).map(str), st.just("1" * 5000),
-    st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from([
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False).map(repr), st.sampled_from([
         "null", "~", "true", "no", "''", "[]", "{}", "[1, 2]", "{a: 1}", "!!binary aGVsbG8=", "!!python/object:os.system",
         "2024-13-45", "2024-01-01", "&x [*x]", "*undefined", "<<: 5", "'\x00'", "x3d_k333_e2", "skip", "- -",
         "[" * 200 + "]" * 200, "{a: " * 80 + "1" + "}" * 80,
