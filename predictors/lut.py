@@ -11,8 +11,11 @@
     -1     head                  head|...          0.15         -> total ms per arch (vectorised)
 
 Stem and head rows have ``layer`` -1. Entries come from the store (``from_store``), from a file
-written by ``vidlat lut export`` (``from_file``, CSV or Parquet) or from any DataFrame with the
-columns ``layer, block, key, median_ms`` (and optionally ``spec``). A workload without a measured
+written by ``vidlat lut export`` (``write_lut_file``; read back by ``read_lut_file``/``from_file``,
+CSV or Parquet) or from any DataFrame with the columns ``layer, block, key, median_ms`` (and
+optionally ``spec``). A file is checked row by row: one ``PredictorError`` line names the file,
+the line and key, and what is allowed (an empty ``median_ms`` is a miss; a measured one is a
+finite number of milliseconds > 0; one row per (layer, block)). A workload without a measured
 latency is a miss: ``LUTMissError`` naming the keys, or, when a regressor is given and the entry
 carries its spec, the regressor's prediction (``source`` column says which).
 """
@@ -23,14 +26,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
+import json
+import math
+
 import numpy as np
 import pandas as pd
 
 from predictors.errors import LUTMissError, PredictorError
 from predictors.features import as_spec
+from profiler.errors import clip, short_repr
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("layer", "block", "key", "median_ms")
 FIXED_LAYER = -1
+MAX_LAYER = 9999
+LUT_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 
 
 class LayerSlotLike(Protocol):
@@ -128,17 +137,8 @@ class LUTPredictor:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_file(cls, path: str | Path, *, regressor: RegressorLike | None = None, device: str = "") -> "LUTPredictor":
-        """Read a ``vidlat lut export`` file (.csv or .parquet)."""
-        path = Path(path)
-        if not path.is_file():
-            raise PredictorError(f"lookup table file '{path}' does not exist")
-        if path.suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif path.suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise PredictorError(f"lookup table file '{path}' must end in .csv or .parquet")
-        return cls(frame, regressor=regressor, device=device)
+        """Read a ``vidlat lut export`` file (.csv or .parquet, see ``read_lut_file``)."""
+        return cls(read_lut_file(path), regressor=regressor, device=device)
 
     @classmethod
     def from_store(
@@ -194,3 +194,84 @@ class LUTPredictor:
         else:
             sums = np.add.reduceat(flat, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
         return sums + self.fixed_ms
+
+
+# --------------------------------------------------------------------------- the file format
+def write_lut_file(table: pd.DataFrame, path: str | Path) -> None:
+    """Write ``table`` (rows of ``vidlat lut``, spec dicts in column ``spec``) as CSV or Parquet,
+    creating missing folders and replacing an existing file; the spec becomes JSON text."""
+    path = Path(path)
+    if path.suffix not in LUT_SUFFIXES:
+        raise PredictorError(f"{path}: a lookup table file must end in {' or '.join(LUT_SUFFIXES)}")
+    if "spec" in table.columns:
+        table = table.assign(spec=table["spec"].map(lambda spec: json.dumps(spec, sort_keys=True, default=str)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".csv":
+            table.to_csv(path, index=False)
+        else:
+            table.to_parquet(path, index=False)
+    except OSError as exc:
+        raise PredictorError(f"cannot write lookup table {path} ({exc.strerror or exc})") from None
+
+
+def read_lut_file(path: str | Path) -> pd.DataFrame:
+    """The entries of a ``vidlat lut export`` file; ``PredictorError`` naming the file, the row and
+    what is allowed if it is not one (missing columns, a bad cell, a (layer, block) given twice)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictorError(f"lookup table file '{path}' does not exist (or is not a file)")
+    if path.suffix not in LUT_SUFFIXES:
+        raise PredictorError(f"lookup table file '{path}' must end in {' or '.join(LUT_SUFFIXES)}")
+    expected = f"a `vidlat lut export` table with columns {', '.join(REQUIRED_COLUMNS)}"
+    try:
+        frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise PredictorError(f"{path}: the file is empty; expected {expected}") from None
+    except UnicodeDecodeError:
+        raise PredictorError(f"{path}: not UTF-8 text; expected {expected}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:  # pyarrow's errors derive from these
+        raise PredictorError(f"{path}: cannot read it ({clip(' '.join(str(exc).split()))}); expected {expected}") from None
+    if path.suffix == ".csv" and not isinstance(frame.index, pd.RangeIndex):  # pandas made the extra first cells an index
+        raise PredictorError(f"{path}: the rows have more cells than the header; expected {expected}")
+    frame = frame.reset_index(drop=True)
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise PredictorError(f"{path}: no column(s) {', '.join(missing)}; expected {expected}")
+    _check_rows(frame, path)
+    return frame
+
+
+def _cell(value: Any) -> str:
+    """A cell of a user's table as a short repr (a numpy scalar as its Python value)."""
+    return short_repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _check_rows(frame: pd.DataFrame, path: Path) -> None:
+    """``PredictorError`` at the first row whose layer, block, key or latency is not allowed."""
+    def row(index: Any) -> str:
+        return f"line {index + 2}" if path.suffix == ".csv" else f"row {index + 1}"  # a CSV's line 1 is its header
+
+    def where(index: Any) -> str:
+        key = frame.at[index, "key"]
+        return f"{path}: {row(index)}" + (f" (key {short_repr(key)})" if isinstance(key, str) else "")
+
+    layer = pd.to_numeric(frame["layer"], errors="coerce")
+    for index in frame.index[~(layer.between(FIXED_LAYER, MAX_LAYER) & (layer == layer.round()))]:
+        raise PredictorError(f"{where(index)}: layer must be an integer {FIXED_LAYER}..{MAX_LAYER} ({FIXED_LAYER}: stem and head), "
+                             f"got {_cell(frame.at[index, 'layer'])}")
+    for column in ("block", "key"):
+        for index in frame.index[~frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]:
+            raise PredictorError(f"{where(index)}: {column} must be a non-empty string, got {_cell(frame.at[index, column])}")
+    ms = pd.to_numeric(frame["median_ms"], errors="coerce")
+    used = frame["status"].isna() | (frame["status"] == "ok") if "status" in frame.columns else pd.Series(True, frame.index)
+    for index in frame.index[used & frame["median_ms"].notna()]:
+        value = ms[index]
+        if not (isinstance(value, float | int) and math.isfinite(value) and value > 0):
+            raise PredictorError(f"{where(index)}: median_ms must be a finite number of milliseconds > 0 (or empty: not "
+                                 f"measured), got {_cell(frame.at[index, 'median_ms'])}")
+    twice = frame.duplicated(["layer", "block"], keep="first")
+    for index in frame.index[twice]:
+        first = frame.index[(frame["layer"] == frame.at[index, "layer"]) & (frame["block"] == frame.at[index, "block"])][0]
+        raise PredictorError(f"{where(index)}: layer {_cell(frame.at[index, 'layer'])} block {_cell(frame.at[index, 'block'])} "
+                             f"is given twice ({row(first)} too); one row per (layer, block)")

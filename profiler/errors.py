@@ -1,4 +1,26 @@
-"""Typed errors. The CLI turns every ``VidlatError`` into one line on stderr and exit code 2."""
+"""Typed errors. The CLI turns every ``VidlatError`` into one line on stderr and exit code 2.
+
+A message quotes a user's value with ``short_repr`` (and a user's text with ``clip``), so a huge
+value in a hostile file neither floods the line nor takes long to print.
+"""
+
+import reprlib
+from typing import Any
+
+MAX_REPR = 80  # characters of a user's value quoted in a message
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, MAX_REPR, MAX_REPR, MAX_REPR
+
+
+def clip(text: str, limit: int = MAX_REPR) -> str:
+    """``text`` cut to ``limit`` characters (the cut marked with "...")."""
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def short_repr(value: Any, limit: int = MAX_REPR) -> str:
+    """``repr(value)`` cut to ``limit`` characters, without walking all of a huge value."""
+    return clip(_REPR.repr(value), limit)
 
 
 class VidlatError(Exception):

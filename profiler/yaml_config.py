@@ -9,7 +9,10 @@
 
 Device files, search spaces and arch specs all read through here, so every such mistake is one
 ``VidlatError`` line of the caller's type that names the file; ``StrictConfig`` is the base of
-their schemas.
+their schemas. A file is hostile input: it is read only up to ``MAX_YAML_BYTES``, its nesting is
+bounded by ``MAX_YAML_DEPTH`` and its aliases may expand to at most ``MAX_YAML_NODES`` nodes (a
+"billion laughs" file is refused before anything walks it), and ``short_repr`` is how a message
+quotes a value of it.
 """
 
 from __future__ import annotations
@@ -22,11 +25,40 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from profiler.errors import VidlatError
+from profiler.errors import MAX_REPR, VidlatError, clip, short_repr
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+MAX_YAML_BYTES = 1 << 20  # a config file is a few KiB
+MAX_YAML_DEPTH = 64  # nested collections
+MAX_YAML_NODES = 100_000  # nodes of the document with every alias expanded
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with bounded nesting and alias expansion, that rejects a key given twice
+    in one mapping (PyYAML keeps the last silently) and reports a bad value (a date such as
+    2024-13-45, an integer of 5000 digits) as a YAML error at its line."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                              self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_expansion(node)
+        return super().construct_document(node)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read value ({exc})", node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -42,15 +74,49 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_expansion(root: yaml.Node) -> None:
+    """A YAML error if ``root`` with its aliases expanded has more than ``MAX_YAML_NODES`` nodes or
+    an alias inside its own anchor (an endless value)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it", node.start_mark)
+        open_nodes.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"aliases expand to more than {MAX_YAML_NODES} values", node.start_mark)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
 def parse_yaml(text: str, *, source: str, error: type[VidlatError]) -> Any:
     """The YAML ``text`` as plain data; ``error`` naming ``source``, the line and the problem if it is not
     YAML or gives a key twice."""
+    if len(text) > MAX_YAML_BYTES:
+        raise error(f"{source}: too large for a config file ({len(text)} characters; at most {MAX_YAML_BYTES})")
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
+        problem = clip(getattr(exc, "problem", None) or "not valid YAML", 2 * MAX_REPR)
         raise error(f"{source}: invalid YAML{where}: {problem}") from None
 
 
@@ -58,9 +124,14 @@ def read_yaml(path: str | Path, *, error: type[VidlatError], what: str) -> Any:
     """The parsed contents of the YAML/JSON file ``path`` (``what`` names it in errors, e.g. "device file")."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise error(f"{path}: cannot read {what} (larger than {MAX_YAML_BYTES} bytes; a config file is a few KiB)")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise error(f"{path}: cannot read {what} (not UTF-8 text; expected YAML)") from None
     return parse_yaml(text, source=str(path), error=error)
@@ -80,13 +151,13 @@ def first_error(exc: ValidationError) -> dict[str, Any]:
 
 def describe_validation_error(error: dict[str, Any], model: type[BaseModel]) -> str:
     """One pydantic error (an item of ``ValidationError.errors()``) of ``model`` as one line."""
-    loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
+    loc = clip(".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after")))
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, error["loc"][:-1])
         return f"unknown key '{loc}'" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     if kind == "literal_error":
-        return f"field '{loc}': {error['msg'].lower()} (got {error['input']!r})"
+        return f"field '{loc}': {error['msg'].lower()} (got {short_repr(error['input'])})"
     if kind == "missing":
         return f"missing required field '{loc}'"
     if kind == "union_tag_invalid":
@@ -95,7 +166,7 @@ def describe_validation_error(error: dict[str, Any], model: type[BaseModel]) -> 
     if not loc:
         return message
     got = error.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    shown = f" (got {short_repr(got)})" if not isinstance(got, dict | list) else ""
     return f"field '{loc}': {message[:1].lower()}{message[1:]}{shown}"
 
 

@@ -17,6 +17,7 @@ The head pools globally, so the model also runs at smaller proxy shapes (e.g. 3x
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import torch
 import torch.nn as nn
 import yaml
 
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, clip, short_repr
 from profiler.yaml_config import read_yaml
 from search.blocks import check_shapes, create_block, output_shape, parse_block
 from search.blocks.common import ConvBN
@@ -36,6 +37,9 @@ from search.errors import ArchSpecError, BlockSpecError
 STEM_KEYS = {"channels", "temporal_kernel"}
 STEM_TEMPORAL_KERNEL = 5  # the stem's depthwise temporal kernel where an arch does not say
 HEAD_KEYS = {"channels"}
+MAX_CHANNELS = 4096  # per layer, stem and head (and the stem's temporal kernel): X3D-L's widest is 2048
+MAX_INPUT_ELEMENTS = 1 << 26  # C*T*H*W of the deployment input (3x16x224x224 is 2.4M)
+MAX_CLASSES = 100_000
 
 
 def _sizes(values: Any, length: int) -> bool:
@@ -75,31 +79,32 @@ class ArchSpec:
     def validate(self) -> None:
         """``ArchSpecError`` naming the first inconsistency (types, sizes, and each block at its shapes)."""
         if not _sizes(self.input_shape, 4):
-            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {self.input_shape!r}")
+            raise ArchSpecError(f"input_shape must be four positive sizes [C, T, H, W], got {short_repr(self.input_shape)}")
         for part, keys in (("stem", STEM_KEYS), ("head", HEAD_KEYS)):
             value = getattr(self, part)
             if not isinstance(value, dict) or "channels" not in value or set(value) - keys:
-                raise ArchSpecError(f"{part} must be a mapping with 'channels' (allowed keys: {', '.join(sorted(keys))}), got {value!r}")
+                raise ArchSpecError(f"{part} must be a mapping with 'channels' (allowed keys: {', '.join(sorted(keys))}), got {short_repr(value)}")
             if not _sizes(list(value.values()), len(value)):
-                raise ArchSpecError(f"{part} sizes must be positive integers, got {value!r}")
+                raise ArchSpecError(f"{part} sizes must be positive integers, got {short_repr(value)}")
         if self.stem.get("temporal_kernel", 1) % 2 == 0:
             raise ArchSpecError(f"stem.temporal_kernel must be odd (it pads k // 2), got {self.stem['temporal_kernel']}")
         for name, value in (("space", self.space), ("name", self.name)):
             if not isinstance(value, str):
-                raise ArchSpecError(f"{name} must be a string, got {value!r}")
+                raise ArchSpecError(f"{name} must be a string, got {short_repr(value)}")
         if not isinstance(self.notes, dict):
-            raise ArchSpecError(f"notes must be a mapping, got {self.notes!r}")
+            raise ArchSpecError(f"notes must be a mapping, got {short_repr(self.notes)}")
         if not isinstance(self.layers, list | tuple) or not self.layers or not all(isinstance(b, str) for b in self.layers):
-            raise ArchSpecError(f"layers must be a non-empty list of block strings, got {self.layers!r}")
+            raise ArchSpecError(f"layers must be a non-empty list of block strings, got {short_repr(self.layers)}")
         if not isinstance(self.channels, list | tuple) or not _sizes(self.channels, len(self.channels)):
-            raise ArchSpecError(f"channels must be a list of positive integers, got {self.channels!r}")
+            raise ArchSpecError(f"channels must be a list of positive integers, got {short_repr(self.channels)}")
         if not isinstance(self.strides, list | tuple) or not all(_sizes(stride, 3) for stride in self.strides):
-            raise ArchSpecError(f"strides must be a list of [t, h, w] positive integers, got {self.strides!r}")
+            raise ArchSpecError(f"strides must be a list of [t, h, w] positive integers, got {short_repr(self.strides)}")
         if not len(self.layers) == len(self.channels) == len(self.strides):
             raise ArchSpecError(f"layers, channels and strides must have the same length, got "
                                 f"{len(self.layers)}, {len(self.channels)}, {len(self.strides)}")
         if not _sizes([self.num_classes], 1):
-            raise ArchSpecError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+            raise ArchSpecError(f"num_classes must be a positive integer, got {short_repr(self.num_classes)}")
+        self._check_bounds()
         in_channels = self.stem["channels"]
         for index, (block, out, stride) in enumerate(zip(self.layers, self.channels, self.strides)):
             try:
@@ -107,6 +112,20 @@ class ArchSpec:
             except BlockSpecError as exc:
                 raise ArchSpecError(f"layer {index}: {exc}") from exc
             in_channels = out
+
+    def _check_bounds(self) -> None:
+        """``ArchSpecError`` if a size is beyond what any video network here needs (a hostile file's
+        10**9 channels would otherwise be allocated by ``build_model``)."""
+        widths = {"channels": self.channels, "stem": list(self.stem.values()), "head": list(self.head.values()),
+                  "input_shape channels": [self.input_shape[0]]}
+        for name, sizes in widths.items():
+            if max(sizes) > MAX_CHANNELS:
+                raise ArchSpecError(f"{name} must be at most {MAX_CHANNELS}, got {max(sizes)}")
+        if math.prod(self.input_shape) > MAX_INPUT_ELEMENTS:
+            raise ArchSpecError(f"input_shape {list(self.input_shape)} has {math.prod(self.input_shape)} elements; "
+                                f"at most {MAX_INPUT_ELEMENTS}")
+        if self.num_classes > MAX_CLASSES:
+            raise ArchSpecError(f"num_classes must be at most {MAX_CLASSES}, got {self.num_classes}")
 
     def layer_shapes(self) -> list[tuple[tuple[int, int, int, int], int, tuple[int, int, int]]]:
         """(input shape (C, T, H, W), out channels, stride) of every layer at the deployment shape."""
@@ -134,7 +153,7 @@ class ArchSpec:
             raise ArchSpecError(f"{source}: an arch spec is a mapping, got {type(data).__name__}")
         known = set(cls.__dataclass_fields__)
         required = known - {"name", "notes"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(short_repr(key) if not isinstance(key, str) else clip(key) for key in set(data) - known)
         missing = sorted(required - set(data))
         if unknown or missing:
             what = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing key(s) {', '.join(missing)}"

@@ -117,7 +117,7 @@ class SearchSpace:
                 if position >= stage.min_depth and SKIP not in candidates:
                     candidates.append(SKIP)
                 if len(set(candidates)) != len(candidates):
-                    raise SearchSpaceError(f"{self.source}: stage {stage_index} lists a candidate twice: {candidates}")
+                    raise SearchSpaceError(f"{self.source}: stage {stage_index} lists a candidate twice: {short_repr(candidates)}")
                 slot = LayerSlot(len(slots), stage_index, shape[0], stage.channels, stride, shape, candidates)
                 for block in candidates:
                     try:

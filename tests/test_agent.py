@@ -314,3 +314,57 @@ def test_the_agent_imports_neither_torch_nor_pandas():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- hostile requests
+def raw_exchange(agent, head: bytes) -> tuple[int, dict]:
+    """Send ``head`` (request line and headers) on a raw socket; the status and JSON body of the reply."""
+    with socket.create_connection(("127.0.0.1", agent.port), timeout=30) as connection:
+        connection.sendall(head)
+        reply = connection.makefile("rb")
+        status = int(reply.readline().split()[1])
+        length = 0
+        while (line := reply.readline().strip()):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, json.loads(reply.read(length))
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "12\u0663", "-5", "1e3", "9" * 40])
+def test_content_length_must_be_ascii_digits(agent, length):
+    head = (f"POST /v1/measure HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {agent.token}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode("utf-8")
+    status, body = raw_exchange(agent, head)
+    assert (status, body["error"]) == (400, "bad_request") and "Content-Length must be 1 to 15 ASCII digits" in body["message"]
+    assert raw_request(agent, "GET", "/v1/health", {"Authorization": f"Bearer {agent.token}"})[0] == 200  # still serving
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    ([1, 8, 4, 16], "the model takes rank 5 but the request gives shape [1, 8, 4, 16]"),
+    ([1, 3, 4, 16, 16], "does not fit the model (dim 1 is 8)"),
+    ([1, 8, 4, 16, 16, 1], "the model takes rank 5"),
+])
+def test_input_shapes_must_match_the_model(agent, shape, message):
+    probe = probe_workload()
+    request = MeasureRequest(key=probe.key, inputs={"x": tuple(shape)}, policy=FAST_POLICY)
+    with pytest.raises(AgentReplyError) as refused:
+        AgentClient(agent.url, agent.token).measure(probe.onnx, request)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_model") and message in refused.value.message
+
+
+def test_absurd_input_size_is_refused_before_allocating(agent):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "dynamic",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c", "t", "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "c", "t", "h", "w"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    request = MeasureRequest(key="huge", inputs={"x": (1024, 1024, 1024, 1024, 1024)}, policy=FAST_POLICY)
+    started = time.monotonic()
+    with pytest.raises(AgentReplyError) as refused:
+        AgentClient(agent.url, agent.token).measure(model.SerializeToString(), request)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_model")
+    assert "need 4503599627370496 bytes; the agent allocates at most" in refused.value.message
+    assert time.monotonic() - started < 10

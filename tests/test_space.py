@@ -146,14 +146,25 @@ def test_arch_file_round_trip(tmp_path, suffix: str) -> None:
     (lambda d: d.update(stem={"channels": 8, "temporal_kernel": 4}), "temporal_kernel must be odd"),
     (lambda d: d.update(num_classes=4.5), "num_classes must be a positive integer"),
     (lambda d: d.update(layers=[1, 2, 3, 4]), "layers must be a non-empty list of block strings"),
+    (lambda d: d.update(channels=[8, 8, 16, 10**9]), "channels must be at most 4096, got 1000000000"),
+    (lambda d: d.update(head={"channels": 5000}), "head must be at most 4096"),
+    (lambda d: d.update(input_shape=[3, 64, 4096, 4096]), r"input_shape \[3, 64, 4096, 4096\] has 3221225472 elements; at most"),
+    (lambda d: d.update(num_classes=10**6), "num_classes must be at most 100000"),
+    (lambda d: d.update(layers=["x3d_k333_e2\n" * 40] * 4), "a block is a string of at most 64 characters"),
 ])
 def test_bad_arch_files(tmp_path, edit, message: str) -> None:
     data = load_space("tiny").sample(0).to_dict()
     edit(data)
     path = tmp_path / "arch.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(ArchSpecError, match=message):
+    with pytest.raises(ArchSpecError, match=message) as refused:
         load_arch(path)
+    assert "\n" not in str(refused.value)
+
+
+def test_arch_file_keys_that_are_not_strings_are_named() -> None:
+    with pytest.raises(ArchSpecError, match="unknown key\\(s\\) 0, 1.5; keys are"):
+        ArchSpec.from_dict({**load_space("tiny").sample(0).to_dict(), 0: 0, 1.5: "x"})
 
 
 def test_arch_stem_has_one_spelling_so_the_network_key_does_not_depend_on_the_file() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from profiler.device import DeviceConfig, parse_device
-from profiler.errors import DeviceConfigError
+from profiler.errors import DeviceConfigError, short_repr
 
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
 
@@ -46,7 +46,7 @@ def backend_options(runtime: str, *, threads: int, precision: str) -> dict[str, 
 def runtime_device(runtime: str, *, threads: int, precision: str, policy: dict[str, Any] | None = None) -> DeviceConfig:
     """A validated in-memory device for the agent's runtime; errors name the bad field."""
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise DeviceConfigError(f"threads must be a positive integer, got {threads!r}")
+        raise DeviceConfigError(f"threads must be a positive integer, got {short_repr(threads)}")
     data = {
         "name": f"agent-{runtime}",
         "description": f"the vidlat agent's {runtime} runtime on this device",

@@ -5,10 +5,11 @@
     request ──> token ok? ──no──> 401 (nothing read, nothing run)
                   │ yes
                   v
-      Content-Length <= max upload? ──no──> 413 (body not read)
+      Content-Length ASCII digits? ──no──> 400;  <= max upload? ──no──> 413 (body not read)
                   │ yes
                   v
-      X-Vidlat-Request valid (options, policy), ONNX passes onnx.checker, inputs match? ──no──> 400
+      X-Vidlat-Request valid (options, policy), ONNX passes onnx.checker, inputs match the
+      graph's (names, rank, static dims) and fit MAX_INPUT_BYTES? ──no──> 400 (nothing allocated)
                   │ yes
                   v
       device lock free within busy_wait_s? ──no──> 503 busy (Retry-After)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import secrets
 import sys
 import threading
@@ -34,13 +36,16 @@ from typing import Any
 
 from profiler import __version__
 from profiler.agent.runtime import runtime_device
-from profiler.agent.wire import ERRORS, HEALTH_PATH, MEASURE_PATH, REQUEST_HEADER, MeasureRequest, error_body, jsonable
+from profiler.agent.wire import (
+    ERRORS, HEALTH_PATH, MEASURE_PATH, REQUEST_HEADER, MeasureRequest, content_length, error_body, jsonable,
+)
 from profiler.agent.worker import MeasureFailed, MeasureTimeout, MeasureWorker, WorkerCrashed
 from profiler.backends import create_backend
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, short_repr
 from profiler.workload import Workload
 
 READ_CHUNK = 1 << 20
+MAX_INPUT_BYTES = 1 << 30  # all input tensors of one workload together (a 1x3x16x224x224 clip is 9.6 MB)
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,10 @@ def new_token() -> str:
 
 
 def check_model(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> None:
-    """``onnx.checker`` on the bytes, and the graph's inputs against the request's; ``ValueError`` if not."""
+    """``onnx.checker`` on the bytes, and the graph's inputs against the request's shapes (names, rank,
+    static dims, at most ``MAX_INPUT_BYTES`` in all); ``ValueError`` if not. Nothing is allocated for the inputs."""
     import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
 
     try:
         model = onnx.load_from_string(onnx_bytes)
@@ -77,9 +84,27 @@ def check_model(onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> None:
     except Exception as exc:  # DecodeError, ValidationError: both mean "not a valid model"
         raise ValueError(f"not a valid ONNX model: {' '.join(str(exc).split())[:300] or type(exc).__name__}") from None
     initializers = {item.name for item in model.graph.initializer}
-    graph_inputs = {item.name for item in model.graph.input if item.name not in initializers}
-    if graph_inputs != set(inputs):
+    graph_inputs = {item.name: item for item in model.graph.input if item.name not in initializers}
+    if set(graph_inputs) != set(inputs):
         raise ValueError(f"the model's inputs are {sorted(graph_inputs)} but the request gives shapes for {sorted(inputs)}")
+    total = 0
+    for name, shape in inputs.items():
+        tensor = graph_inputs[name].type.tensor_type
+        dims = [dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None for dim in tensor.shape.dim]
+        if tensor.HasField("shape") and len(dims) != len(shape):
+            raise ValueError(f"input '{name}': the model takes rank {len(dims)} but the request gives shape {list(shape)}")
+        fixed = [f"dim {axis} is {size}" for axis, (size, given) in enumerate(zip(dims, shape)) if size not in (None, given)]
+        if fixed:
+            raise ValueError(f"input '{name}': shape {list(shape)} does not fit the model ({', '.join(fixed)})")
+        try:
+            itemsize = tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        except (KeyError, TypeError, ValueError):
+            itemsize = 8
+        total += math.prod(shape) * itemsize
+    if total > MAX_INPUT_BYTES:
+        shapes = {name: list(shape) for name, shape in inputs.items()}
+        raise ValueError(f"the input shapes {short_repr(shapes)} need {total} bytes; "
+                         f"the agent allocates at most {MAX_INPUT_BYTES} bytes of inputs per workload")
 
 
 class AgentServer(ThreadingHTTPServer):
@@ -119,6 +144,7 @@ class AgentServer(ThreadingHTTPServer):
             "fingerprint": self.fingerprint,
             "limits": {
                 "max_upload_bytes": self.config.max_upload_bytes,
+                "max_input_bytes": MAX_INPUT_BYTES,
                 "time_limit_s": self.config.time_limit_s,
                 "busy_wait_s": self.config.busy_wait_s,
             },
@@ -212,12 +238,15 @@ class AgentHandler(BaseHTTPRequestHandler):
         if self.command == "POST":
             if self.path != MEASURE_PATH:
                 return "not_found", f"no endpoint POST {self.path}; the agent serves GET {HEALTH_PATH} and POST {MEASURE_PATH}", {}
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
+            if self.headers.get("Content-Length") is None:
                 return "length_required", "send the ONNX bytes with a Content-Length header (chunked uploads are not accepted)", {}
+            try:
+                length = content_length(self.headers.get("Content-Length"))
+            except ValueError as exc:
+                return "bad_request", str(exc), {}
             limit = self.server.config.max_upload_bytes
-            if int(length) > limit:
-                return "too_large", f"upload of {int(length)} bytes is above the agent's limit of {limit} bytes (start it with a larger --max-upload-mb)", {}
+            if length > limit:
+                return "too_large", f"upload of {length} bytes is above the agent's limit of {limit} bytes (start it with a larger --max-upload-mb)", {}
         return None
 
     def handle_expect_100(self) -> bool:
@@ -245,7 +274,7 @@ class AgentHandler(BaseHTTPRequestHandler):
             code, message, headers = refusal
             self._error(code, message, close=True, headers=headers)  # the body is not read: close
             return
-        length = int(self.headers["Content-Length"])
+        length = content_length(self.headers["Content-Length"])
         try:
             request = MeasureRequest.from_header(self.headers.get(REQUEST_HEADER))
         except ValueError as exc:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, short_repr
 
 API = "/v1"
 HEALTH_PATH = f"{API}/health"
@@ -29,6 +29,8 @@ MEASURE_PATH = f"{API}/measure"
 REQUEST_HEADER = "X-Vidlat-Request"
 TOKEN_ENV = "VIDLAT_AGENT_TOKEN"
 DEFAULT_PORT = 7300
+
+MAX_LENGTH_DIGITS = 15  # a Content-Length of up to about 1 PB
 
 # error codes -> HTTP status
 ERRORS: dict[str, int] = {
@@ -105,7 +107,7 @@ class MeasureRequest:
         shapes: dict[str, tuple[int, ...]] = {}
         for name, shape in inputs.items():
             if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-                raise ValueError(f"input '{name}': shape must be a list of positive integers, got {shape!r}")
+                raise ValueError(f"input '{name}': shape must be a list of positive integers, got {short_repr(shape)}")
             shapes[name] = tuple(shape)
         options = data.get("options") or {}
         policy = data.get("policy") or {}
@@ -113,8 +115,16 @@ class MeasureRequest:
             raise ValueError("'options' and 'policy' must be JSON objects")
         limit = data.get("time_limit_s")
         if limit is not None and (not isinstance(limit, int | float) or isinstance(limit, bool) or not limit > 0):
-            raise ValueError(f"'time_limit_s' must be a positive number, got {limit!r}")
+            raise ValueError(f"'time_limit_s' must be a positive number, got {short_repr(limit)}")
         return cls(key=key, inputs=shapes, options=options, policy=policy, time_limit_s=limit)
+
+
+def content_length(text: str) -> int:
+    """The value of a ``Content-Length`` header: ASCII digits only (``str.isdigit`` also takes '²'), at
+    most ``MAX_LENGTH_DIGITS`` of them; ``ValueError`` saying so otherwise."""
+    if not (0 < len(text) <= MAX_LENGTH_DIGITS and text.isascii() and text.isdigit()):
+        raise ValueError(f"Content-Length must be 1 to {MAX_LENGTH_DIGITS} ASCII digits, got {short_repr(text)}")
+    return int(text)
 
 
 def error_body(code: str, message: str) -> dict[str, str]:

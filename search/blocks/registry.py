@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from profiler.errors import short_repr
 from search.blocks.spec import BlockSpec, tokenize
 from search.errors import BlockSpecError
 
 Stride = tuple[int, int, int]
 _TOKEN_FIELD = {"k": "kernel", "e": "expansion", "h": "heads", "se": "se", "hs": "act"}
 _TOKEN_HELP = {"k": "k<t><h><w>", "e": "e<N>", "h": "h<N>", "se": "se", "hs": "hs"}
+MAX_BLOCK_CHARS = 64  # the longest block string of any family is about 20
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,13 @@ def families_help() -> str:
 
 def parse_block(text: str) -> BlockSpec:
     """Parse and check a block string; ``BlockSpecError`` lists the families and their options."""
-    name = text.strip().split("_")[0] if isinstance(text, str) else ""
+    if not isinstance(text, str) or len(text) > MAX_BLOCK_CHARS:
+        raise BlockSpecError(f"a block is a string of at most {MAX_BLOCK_CHARS} characters such as 'x3d_k333_e3_se', "
+                             f"got {short_repr(text)}")
+    name = text.strip().split("_")[0]
     family = BLOCKS.get(name)
     if family is None:
-        raise BlockSpecError(f"unknown block family '{name}' in {text!r}; families: {families_help()}")
+        raise BlockSpecError(f"unknown block family {short_repr(name)} in {short_repr(text)}; families: {families_help()}")
     try:
         spec = tokenize(text)
     except BlockSpecError as exc:
@@ -77,11 +82,11 @@ def parse_block(text: str) -> BlockSpec:
     extra = sorted(tokens - set(family.required) - set(family.optional))
     if missing or extra:
         what = f"missing {', '.join(_TOKEN_HELP[t] for t in missing)}" if missing else f"'{family.name}' takes no {', '.join(extra)}"
-        raise BlockSpecError(f"block '{text}': {what}; expected {family.usage()}")
+        raise BlockSpecError(f"block {short_repr(text)}: {what}; expected {family.usage()}")
     if family.frame_only and spec.kernel is not None and spec.kernel[0] != 1:
-        raise BlockSpecError(f"block '{text}': '{family.name}' is 2D-only, its kernel must be k1<h><w>")
+        raise BlockSpecError(f"block {short_repr(text)}: '{family.name}' is 2D-only, its kernel must be k1<h><w>")
     if spec.expansion is not None and not 1 <= spec.expansion <= 8:
-        raise BlockSpecError(f"block '{text}': expansion must be 1..8")
+        raise BlockSpecError(f"block {short_repr(text)}: expansion must be 1..8")
     return spec
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from profiler.errors import short_repr
 from search.errors import BlockSpecError
 
 _KERNEL = re.compile(r"^k([1-9])([1-9])([1-9])$")
@@ -63,7 +64,7 @@ def tokenize(text: str) -> BlockSpec:
         if kernel:
             name, value = "kernel", tuple(int(size) for size in kernel.groups())
             if any(size % 2 == 0 for size in value):
-                raise BlockSpecError(f"block '{text}': kernel sizes must be odd (1, 3, 5, 7, 9), got '{token}'")
+                raise BlockSpecError(f"block {short_repr(text)}: kernel sizes must be odd (1, 3, 5, 7, 9), got {short_repr(token)}")
         elif number:
             name, value = ("expansion" if number.group(1) == "e" else "heads"), int(number.group(2))
         elif token == "se":
@@ -71,8 +72,8 @@ def tokenize(text: str) -> BlockSpec:
         elif token == "hs":
             name, value = "act", "hardswish"
         else:
-            raise BlockSpecError(f"block '{text}': unknown token '{token}' (allowed: k<t><h><w>, e<N>, h<N>, se, hs)")
+            raise BlockSpecError(f"block {short_repr(text)}: unknown token {short_repr(token)} (allowed: k<t><h><w>, e<N>, h<N>, se, hs)")
         if name in fields:
-            raise BlockSpecError(f"block '{text}': token '{token}' given twice")
+            raise BlockSpecError(f"block {short_repr(text)}: token {short_repr(token)} given twice")
         fields[name] = value
     return BlockSpec(family=family, **fields)  # type: ignore[arg-type]

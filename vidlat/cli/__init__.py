@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
@@ -38,9 +39,28 @@ RESUMABLE: dict[str, str] = {
     "run": "everything measured so far is stored",
 }
 
+ARGS_KEY = "vidlat.args"  # ctx.meta: the command line, to name the command of an error click gives no context
+
+
+class OneLineUsageError(click.ClickException):
+    """Click's own error (unknown verb or option, bad value) as one ``error:`` line, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.ClickException, command_path: str) -> None:
+        message = " ".join(error.format_message().split())
+        if isinstance(error, click.UsageError):
+            context = error.ctx
+            message = f"{message} (see '{context.command_path if context else command_path} --help')"
+        super().__init__(message)
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
 
 class VidlatGroup(click.Group):
-    """A click group that turns library errors into one clear line and exit code 2.
+    """A click group that turns library errors, and click's own usage errors anywhere in the command
+    tree, into one clear line and exit code 2.
 
     Commands are imported when they are used (the name of a command is its attribute in
     ``COMMANDS``), so `vidlat agent serve` runs on a device that has no torch or pandas.
@@ -55,9 +75,20 @@ class VidlatGroup(click.Group):
                 return getattr(importlib.import_module(module), attribute)
         return None
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            ctx = super().make_context(info_name, list(args), parent=parent, **extra)
+        except click.ClickException as exc:
+            raise _one_line(exc, info_name or "vidlat") from None
+        ctx.meta[ARGS_KEY] = list(args)
+        return ctx
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise _one_line(exc, _command_path(ctx, ctx.meta.get(ARGS_KEY, []))) from None
         except VidlatError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
@@ -65,6 +96,28 @@ class VidlatGroup(click.Group):
             kept = RESUMABLE.get(ctx.invoked_subcommand or "")
             click.echo(f"interrupted; {kept}" if kept else "interrupted", err=True)
             ctx.exit(130)
+
+
+def _one_line(error: click.ClickException, command_path: str) -> click.ClickException:
+    """``error`` as a ``OneLineUsageError``; "no arguments, here is the help" stays as click shows it."""
+    if isinstance(error, OneLineUsageError | click.exceptions.NoArgsIsHelpError):
+        return error
+    return OneLineUsageError(error, command_path)
+
+
+def _command_path(ctx: click.Context, args: list[str]) -> str:
+    """The deepest command ``args`` name below ``ctx`` ("vidlat lut export"), for errors click gives no context."""
+    command: click.Command = ctx.command
+    path = [ctx.command_path]
+    for arg in args:
+        found = command.get_command(ctx, arg) if isinstance(command, click.Group) else None
+        if found is None:
+            if arg.startswith("-"):
+                continue
+            break
+        command = found
+        path.append(arg)
+    return " ".join(path)
 
 
 @click.group(cls=VidlatGroup, context_settings={"help_option_names": ["-h", "--help"]})

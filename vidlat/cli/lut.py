@@ -10,7 +10,6 @@ Entries the store does not hold have status ``missing``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -88,21 +87,18 @@ def show(device: str, space_name: str, store_path: str | None) -> None:
 @_device
 @_space
 @_store
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="output file, .csv or .parquet")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="output file, .csv or .parquet (missing folders are created; an existing file is replaced)")
 def export(device: str, space_name: str, store_path: str | None, out: str) -> None:
     """Write the lookup table as CSV or Parquet (the spec dict as JSON in column `spec`)."""
+    from predictors.lut import LUT_SUFFIXES, write_lut_file
+
     target = Path(out)
-    if target.suffix not in {".csv", ".parquet"}:
-        raise LutExportError(f"--out {out}: the file must end in .csv or .parquet")
+    if target.suffix not in LUT_SUFFIXES:
+        raise LutExportError(f"--out {out}: the file must end in {' or '.join(LUT_SUFFIXES)}")
     with _open_store(store_path) as store:
         name = _device_name(device, store)
         table = lut_table(store, name, space_name)
-    table = table.assign(spec=table["spec"].map(lambda spec: json.dumps(spec, sort_keys=True, default=str)))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix == ".csv":
-        table.to_csv(target, index=False)
-    else:
-        table.to_parquet(target, index=False)
+    write_lut_file(table, target)
     missing = int((table["status"] == "missing").sum())
     click.echo(f"wrote {len(table)} rows ({name}, space {space_name}) to {target}")
     if missing:

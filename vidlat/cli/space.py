@@ -67,7 +67,7 @@ def show_space(name: str) -> None:
 @space.command("sample")
 @click.argument("name")
 @click.option("--seed", type=int, default=0, show_default=True, help="same seed, same arch")
-@click.option("--out", type=click.Path(dir_okay=False), help="write the arch here (YAML, or JSON for .json)")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the arch here (YAML, or JSON for .json); missing folders are created, an existing file is replaced")
 def sample_space(name: str, seed: int, out: str | None) -> None:
     """A random arch of the space; printed as YAML without --out."""
     from search.space import load_space
@@ -116,7 +116,7 @@ def show_arch(file: str) -> None:
 
 @click.command("export")
 @click.argument("arch_file", metavar="ARCH")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write; an existing file there is overwritten, missing folders are created")
 @click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True)
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False),
               help="trained weights (a state_dict .pt from `vidlat train`); default: fresh initial weights")
