@@ -78,14 +78,22 @@ class MixedLayer(nn.Module):
 
 
 class Supernet(nn.Module):
-    """Stem, mixed layers and head; ``forward`` gives (class logits, expected latency in ms)."""
+    """Stem, mixed layers and head; ``forward`` gives (class logits, expected latency in ms).
 
-    def __init__(self, *, stem: nn.Module, layers: Sequence[MixedLayer], head: nn.Module, fixed_ms: float) -> None:
+    ``anchor`` is the path the sandwich schedule trains at every weight step (default: the slowest
+    candidate of every layer, Once-for-All's largest network).
+    """
+
+    def __init__(self, *, stem: nn.Module, layers: Sequence[MixedLayer], head: nn.Module, fixed_ms: float,
+                 anchor: Sequence[int] | None = None) -> None:
         super().__init__()
         self.stem = stem
         self.layers = nn.ModuleList(layers)
         self.head = head
         self.fixed_ms = float(fixed_ms)
+        self.anchor = list(anchor) if anchor is not None else [int(layer.latencies_ms.argmax()) for layer in self.layers]
+        if len(self.anchor) != len(self.layers):
+            raise ValueError(f"anchor has {len(self.anchor)} indices for {len(self.layers)} layers")
 
     def forward(
         self, x: torch.Tensor, *, temperature: float = 1.0, mode: Mode = "soft", sample: bool = False,
@@ -148,7 +156,8 @@ def create_supernet(
     ``latency_table[l][i]`` is the latency in ms of ``space.layers[l].candidates[i]``; ``fixed_ms`` is
     stem plus head. Stem and head are built as ``search.arch.build_model`` builds them; the head has
     ``num_classes`` outputs (default: the space's). ``share_weights``: the candidates of a layer share
-    their convolutions (``search.sharing``); otherwise each has its own.
+    their convolutions (``search.sharing``); otherwise each has its own. The anchor path is the space's
+    first reference arch (X3D-XS in the default space), or the slowest candidates when it has none.
     """
     from search.arch import create_head, create_stem
     from search.blocks import create_block
@@ -174,7 +183,9 @@ def create_supernet(
         hidden_channels=space.head["channels"],
         num_classes=num_classes or space.num_classes,
     )
-    return Supernet(stem=stem, layers=layers, head=head, fixed_ms=fixed_ms)
+    references = list(space.reference_archs().values())
+    anchor = [slot.candidates.index(block) for slot, block in zip(space.layers, references[0].layers)] if references else None
+    return Supernet(stem=stem, layers=layers, head=head, fixed_ms=fixed_ms, anchor=anchor)
 
 
 def derived_arch(space: Any, supernet: Supernet, *, name: str = "", notes: dict[str, Any] | None = None) -> Any:

@@ -54,7 +54,7 @@ def _calibration(store: LatencyStore, device: str, space_name: str):
 
 
 def _device_name(device: str, store_path: Path) -> str:
-    with LatencyStore(store_path) as store:
+    with LatencyStore(store_path, read_only=True) as store:
         if device in store.devices():
             return device
     return resolve_device(device).name
@@ -81,6 +81,8 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--extend", is_flag=True, help="continue a finished or partial search in OUT to a different (larger) --epochs")
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="weight-only epochs first")
+@click.option("--sampling", type=click.Choice(["sandwich", "uniform"]), default="sandwich", show_default=True,
+              help="weight steps: sandwich trains the space's reference arch beside the drawn path; uniform only the drawn path")
 @click.option("--mode", type=click.Choice(["hard", "soft"]), default="hard", show_default=True,
               help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run")
 @click.option("--alpha", type=float, default=0.2, show_default=True, help="FBNet loss alpha")
@@ -102,7 +104,7 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/search-<device>-<space>]")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 def search(device: str, space_name: str, data: str, method: str, target_ms: float | None, targets: list[float] | None,
-           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, mode: str,
+           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, sampling: str, mode: str,
            alpha: float, beta: float, unit_ms: float | None, latency_weight: float, temperature: float, temperature_decay: float,
            arch_lr: float, batch_size: int, train_clips: int, frames: int, size: int, seed: int, threads: int,
            lut_file: str | None, out_dir: str | None, store_path: str | None) -> None:
@@ -141,7 +143,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
         if not path.is_file():
             raise StoreError(f"{path}: no latency store here; run `vidlat profile --device {device} --space {space.name}` first or pass --store")
         device_name = _device_name(device, path)
-        with LatencyStore(path) as store:
+        with LatencyStore(path, read_only=True) as store:
             table, fixed_ms = device_latency_table(space, device=device_name, store=store)
             calibration = _calibration(store, device_name, space_name)
     for budget in budgets if method == "evolution" else []:  # before the data and the training
@@ -156,12 +158,12 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
         target_ms=target_ms if method == "dnas" else None,
         unit_ms=unit_ms or fbnet_unit_ms(table, fixed_ms),
         latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
-        arch_lr=arch_lr, seed=seed,
+        arch_lr=arch_lr, sampling=sampling, seed=seed,
     )
     data_settings = {"data": data, "train_clips": train_clips, "frames": frames, "size": size}
     if rank == 0:
         click.echo(f"search on {device_name}, space {space.name} ({len(space.layers)} layers, {space.size():.2e} archs), "
-                   f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode, "
+                   f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode, {sampling} sampling, "
                    f"method {method} -> {out}")
     common = dict(latency_table=table, fixed_ms=fixed_ms, device=device_name, out_dir=out, calibration=calibration,
                   data_name=data, data_settings=data_settings, extend=extend, progress=rank == 0)
