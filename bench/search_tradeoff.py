@@ -44,21 +44,21 @@ from search.train import TrainConfig, train_arch
 TRAIN_CLIPS, FRAMES, SIZE = 1500, 8, 32
 
 
-def clips_for(seed: int, *, test: int):
+def clips_for(data: str, seed: int, *, test: int):
     """The clips `vidlat search` (test=10) and `vidlat train` (test=1000) load at their defaults."""
-    return load_data(DEFAULT_DATA, channels=3, frames=FRAMES, size=SIZE, seed=seed, n_train=TRAIN_CLIPS,
+    return load_data(data, channels=3, frames=FRAMES, size=SIZE, seed=seed, n_train=TRAIN_CLIPS,
                      n_val=max(100, TRAIN_CLIPS // 5), n_test=test, num_classes=10)
 
 
-def _train_one(job: tuple[str, list[str], int, int]) -> tuple[str, dict[str, Any]]:
+def _train_one(job: tuple[str, list[str], str, int, int]) -> tuple[str, dict[str, Any]]:
     """Train one arch stand-alone at the `vidlat train` defaults (in a worker process, one thread)."""
-    name, layers, epochs, seed = job
+    name, layers, data, epochs, seed = job
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     space = load_space("default")
     arch = space.make_arch(layers, name=name)
     started, cpu = time.perf_counter(), time.process_time()
-    result = train_arch(arch, clips_for(seed, test=1000), TrainConfig(epochs=epochs, seed=seed), progress=False)
+    result = train_arch(arch, clips_for(data, seed, test=1000), TrainConfig(epochs=epochs, seed=seed), progress=False)
     return name, {"layers": layers, "val_acc": result.val_acc, "test_acc": result.test_acc,
                   "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
 
@@ -89,8 +89,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True)
     parser.add_argument("--devices", default="ort-cpu-1t,fpga-zcu102-sim")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="generated task (default: the search's default)")
+    parser.add_argument("--search-epochs", type=int, default=SearchConfig.epochs)
     parser.add_argument("--random", type=int, default=12, help="random archs trained stand-alone")
     parser.add_argument("--train-epochs", type=int, default=8, help="stand-alone training epochs (vidlat run's default)")
+    parser.add_argument("--population", type=int, default=EvolutionConfig.population)
+    parser.add_argument("--generations", type=int, default=EvolutionConfig.generations)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-search-tradeoff")
@@ -106,7 +110,7 @@ def main() -> None:
         results_file.write_text(json.dumps(results, indent=1))
 
     space = load_space("default")
-    clips = clips_for(args.seed, test=10)
+    clips = clips_for(args.data, args.seed, test=10)
     devices = args.devices.split(",")
     random_archs = {f"random-{k}": space.sample(1000 + k).layers for k in range(args.random)}
     jobs: dict[str, list[str]] = dict(random_archs)
@@ -115,10 +119,11 @@ def main() -> None:
         with LatencyStore(args.store, read_only=True) as store:
             table, fixed = device_latency_table(space, device=device, store=store)
         latency = PredictedLatency.of(table, fixed)
-        config = SearchConfig(unit_ms=fbnet_unit_ms(table, fixed), seed=args.seed)
+        config = SearchConfig(epochs=args.search_epochs, warmup_epochs=min(SearchConfig.warmup_epochs, args.search_epochs - 1),
+                              unit_ms=fbnet_unit_ms(table, fixed), seed=args.seed)
         search_dir = out / f"search-{device}"
         report = search_device(space, clips, config, latency_table=table, fixed_ms=fixed, device=device, out_dir=search_dir,
-                               data_name=DEFAULT_DATA, progress=False)
+                               data_name=args.data, progress=False)
         supernet = create_supernet(space, latency_table=table, fixed_ms=fixed, num_classes=clips.num_classes)
         state = torch.load(search_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
         supernet.load_state_dict(state["model"])
@@ -133,7 +138,8 @@ def main() -> None:
         budgets = [random_ms[round(q * (len(random_ms) - 1))] for q in (0.25, 0.5, 0.75)]
         evolution_started = time.perf_counter()
         for budget in budgets:
-            best = evolve(supernet, scorer, latency=latency, budget_ms=budget, config=EvolutionConfig(seed=args.seed)).best
+            best = evolve(supernet, scorer, latency=latency, budget_ms=budget, config=EvolutionConfig(population=args.population, generations=args.generations,
+                                                                                          parents=min(EvolutionConfig.parents, args.population), seed=args.seed)).best
             named[f"evolution-{device}-{budget:.2f}ms"] = list(best.blocks)
         row["evolution_seconds"] = time.perf_counter() - evolution_started
         row["budgets_ms"] = budgets
@@ -156,7 +162,7 @@ def main() -> None:
             archs.setdefault(f"dnas-{source}", {"layers": layers, "supernet_acc": math.nan})
             archs[f"dnas-{source}"]["predicted_ms"] = latency(space_path(space, layers))
     save()
-    todo = [(name, layers, args.train_epochs, args.seed) for name, layers in jobs.items() if name not in results["trained"]]
+    todo = [(name, layers, args.data, args.train_epochs, args.seed) for name, layers in jobs.items() if name not in results["trained"]]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for name, trained in pool.map(_train_one, todo):
             results["trained"][name] = trained

@@ -24,9 +24,10 @@ step trains (``sampling``):
   every step, as Once-for-All and BigNAS train their largest network beside the sampled ones. The
   candidates share weights (``search.sharing``), so the anchor's steps train what every path uses.
   Measured on the default space (72 weight steps of 32 moving-digits clips, weight-sharing supernet,
-  val accuracy of 4 random paths): uniform 0.25-0.30, sandwich 0.25-0.81 with the anchor path at 0.92;
-  starting from a trained anchor and then uniform fell back to 0.24-0.33 (the anchor to 0.41), so the
-  anchor keeps training. It costs a second forward and backward per weight step.
+  one seed): val accuracy of 4 random paths 0.25-0.30 uniform, 0.27-0.50 sandwich (anchor path 0.86,
+  paths drawn from the logits 0.48 against 0.28); 24 anchor steps and then uniform fell back to
+  0.24-0.33 (the anchor from 0.61 train accuracy to 0.41), so the anchor must keep training. It costs
+  a second forward and backward per weight step.
 
 Under
 ``torchrun`` (WORLD_SIZE > 1, gloo) the supernet is wrapped in ``DistributedDataParallel`` and each

@@ -12,10 +12,8 @@ from pathlib import Path
 
 from search.data.clips import ClipSet, ClipSplits, DataError
 from search.data.moving_digits import CLASSES, PAIRS, MovingDigitsConfig, make_moving_digits, sprite_split
+from search.data.names import DEFAULT_DATA, GENERATED
 from search.data.video_folder import load_video_folder, read_clip
-
-#: names of the generated data sets (anything else is read as a folder path)
-GENERATED: tuple[str, ...] = ("moving-digits",)
 
 
 def load_data(
@@ -43,6 +41,7 @@ def load_data(
 
 __all__ = [
     "CLASSES",
+    "DEFAULT_DATA",
     "GENERATED",
     "PAIRS",
     "ClipSet",

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import click
 
+from search.data.names import DATA_HELP, DEFAULT_DATA
+
 from profiler.catalog import DEFAULT_DEVICE, resolve_device
 from profiler.store import LatencyStore, default_store_path
 
@@ -32,7 +34,7 @@ def _step(title: str) -> float:
 @click.command("run")
 @click.option("--device", "device_name", default=DEFAULT_DEVICE, show_default=True, help="shipped device name or .yaml path")
 @click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
-@click.option("--data", default="moving-digits", show_default=True, help="'moving-digits' or a folder of class sub-folders of clips")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help=DATA_HELP)
 @click.option("--networks", type=click.IntRange(1, 10), default=5, show_default=True,
               help="random whole networks measured for the calibration (plus the space's reference archs)")
 @click.option("--search-epochs", type=click.IntRange(2), default=6, show_default=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import click
 
+from search.data.names import DATA_HELP, DEFAULT_DATA
+
 from profiler.catalog import resolve_device
 from profiler.errors import StoreError
 from profiler.store import LatencyStore, default_store_path
@@ -63,7 +65,7 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.command("search")
 @click.option("--device", required=True, help="device whose lookup table is the cost (shipped name, stored name or .yaml)")
 @click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
-@click.option("--data", default="moving-digits", show_default=True, help="'moving-digits' or a folder of class sub-folders of .mp4/.avi clips")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help=DATA_HELP)
 @click.option("--method", type=click.Choice(["dnas", "evolution"]), default="dnas", show_default=True,
               help="dnas: FBNet/GDAS logits pick the arch; evolution: train the same supernet (FBNet loss), then evolve "
                    "archs scored by supernet val accuracy under a hard predicted-latency budget")

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import click
 
+from search.data.names import DATA_HELP, DEFAULT_DATA
+
 
 @click.command("train")
 @click.argument("arch_file", metavar="ARCH")
-@click.option("--data", default="moving-digits", show_default=True, help="'moving-digits' or a folder of class sub-folders of .mp4/.avi clips")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, help=DATA_HELP)
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--lr", type=float, default=3e-3, show_default=True, help="peak learning rate (AdamW, one-cycle)")
