@@ -79,7 +79,8 @@ class SlicedConv(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.bank.slice(self.role, self.shape)
+        weight = self.bank.slice(self.role, self.shape)
+        return weight.contiguous(memory_format=torch.channels_last_3d) if weight.dim() == 5 else weight.contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x, self.weight, None, self.stride, self.padding, 1, self.groups)
