@@ -5,7 +5,7 @@
     train split --80%--> weight batches --CE--> weight optimiser (AdamW)      [every epoch]
                 --20%--> arch batches   --CE x latency term--> arch optimiser (Adam)   [after warm-up]
     per epoch: tau = tau0 * exp(-decay * epoch); val accuracy of the derived (argmax) arch and of
-               archs sampled from softmax(logits) (shared weights, eval mode);
+               archs sampled from softmax(logits) (shared weights, batch-statistic BN: search.scoring);
                history row, checkpoint (resumable), search log JSON
 
 Loss forms on the architecture step (LAT = expected network latency in ms, a tensor in the logits):
@@ -36,6 +36,7 @@ rank trains on its own shard of every batch list; rank 0 writes the checkpoint a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -53,9 +54,9 @@ from predictors.network import Calibration
 from profiler.errors import VidlatError
 from profiler.progress import progress_bar
 from search.data.clips import ClipSet, ClipSplits
-from search.scoring import sampled_accuracy
+from search.scoring import path_accuracy, sampled_accuracy
 from search.supernet import MODES, Supernet
-from search.train import channels_last_input, evaluate_accuracy, to_channels_last
+from search.train import channels_last_input, to_channels_last
 
 #: how weight steps pick paths: ``uniform`` trains the path drawn from the logits (SPOS while they are
 #: uniform); ``sandwich`` trains the supernet's anchor path beside it at every step (see the module docstring)
@@ -271,7 +272,7 @@ def run_search(
     bar = _progress(config.epochs, start_epoch, enabled=progress and rank == 0)
     for epoch in range(start_epoch, config.epochs):
         row = _train_epoch(model, supernet, weight_part, arch_part, weight_opt, arch_opt, config, epoch, rank, world)
-        row["val_acc"] = evaluate_accuracy(supernet, data.val, mode=config.mode)
+        row["val_acc"] = path_accuracy(supernet, data.val, [int(layer.logits.argmax()) for layer in supernet.layers])
         row["val_acc_sampled"] = sampled_accuracy(supernet, data.val)
         row["seconds"] = time.perf_counter() - started + seconds_before
         row["cpu_seconds"] = time.process_time() - cpu_started + cpu_seconds_before
@@ -295,6 +296,51 @@ def run_search(
         cpu_seconds=history[-1]["cpu_seconds"] if history else 0.0,
         resumed_from=start_epoch,
     )
+
+
+def budget_search(
+    supernet: Supernet, clips: ClipSplits, config: SearchConfig, *, target_ms: float, epochs: int = 12,
+    final_temperature: float = 0.5,
+) -> list[int]:
+    """DNAS for one latency budget on a trained supernet: fresh logits, trained alone with the target loss.
+
+    arch clips (the search's 20%) --supernet (weights frozen, GDAS/FBNet mixing at tau)--> CE
+        --target loss, budget ``target_ms`` (on the table sum)--> Adam on the logits, ``epochs`` passes
+    tau falls from ``config.temperature`` to ``final_temperature`` so the argmax settles. Returns the
+    argmax path; the supernet's own logits are left as they were. Many budgets can so share one
+    trained supernet (``vidlat search --targets``), where the alternating search needs one run each.
+    """
+    if target_ms <= 0 or epochs < 1 or final_temperature <= 0:
+        raise SearchConfigError(f"need target_ms > 0, epochs >= 1 and final_temperature > 0, got {target_ms}, {epochs}, {final_temperature}")
+    budget = dataclasses.replace(config, loss="target", target_ms=target_ms)
+    _, arch_part = split_for_arch(clips.train, config.arch_fraction, config.seed)
+    saved = [logits.detach().clone() for logits in supernet.arch_parameters()]
+    frozen = [(p, p.requires_grad) for p in supernet.weight_parameters()]
+    for parameter, _ in frozen:
+        parameter.requires_grad_(False)
+    try:
+        with torch.no_grad():
+            for logits in supernet.arch_parameters():
+                logits.zero_()
+        optimiser = torch.optim.Adam(supernet.arch_parameters(), lr=config.arch_lr, betas=(0.5, 0.999))
+        decay = math.log(config.temperature / final_temperature) / max(1, epochs - 1)
+        generator = torch.Generator().manual_seed(config.seed)
+        supernet.train()
+        for epoch in range(epochs):
+            tau = temperature_at(epoch, initial=config.temperature, decay=decay)
+            for x, y in arch_part.batches(config.batch_size, generator=generator, shuffle=True):
+                logits, latency = supernet(channels_last_input(x), temperature=tau, mode=config.mode)
+                loss = arch_loss(F.cross_entropy(logits, y), latency, budget)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        return [int(layer.logits.argmax()) for layer in supernet.layers]
+    finally:
+        with torch.no_grad():
+            for logits, value in zip(supernet.arch_parameters(), saved):
+                logits.copy_(value)
+        for parameter, requires_grad in frozen:
+            parameter.requires_grad_(requires_grad)
 
 
 class MissingLatencyError(VidlatError):
@@ -556,6 +602,7 @@ __all__ = [
     "SearchConfigError",
     "SearchResult",
     "arch_loss",
+    "budget_search",
     "device_latency_table",
     "fbnet_loss",
     "fbnet_unit_ms",

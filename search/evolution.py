@@ -36,7 +36,7 @@ from typing import Any
 from predictors.network import Calibration
 from profiler.errors import VidlatError
 from search.data.clips import ClipSplits
-from search.dnas import LOG, SearchConfig, train_supernet, write_report
+from search.dnas import LOG, SearchConfig, budget_search, train_supernet, write_report
 from search.pareto import PredictedLatency, ScoredArch, Scorer, score_arch, write_pareto
 from search.supernet import Supernet
 
@@ -184,8 +184,13 @@ def evolve_device(
     data_settings: dict[str, Any] | None = None,
     extend: bool = False,
     progress: bool = True,
+    method: str = "evolution",
 ) -> dict[str, Any] | None:
-    """Train (or resume) the supernet, then one ``evolve`` per budget on it, as ``vidlat search --method evolution`` runs.
+    """Train (or resume) the supernet, then one search per budget on it, as ``vidlat search --targets`` runs.
+
+    ``method``: ``evolution`` (``evolve``, a hard budget) or ``dnas`` (``search.dnas.budget_search``: fresh
+    logits trained alone with the target loss, weights frozen, the budget mapped back through the
+    calibration to the table sum; a soft budget: the argmax is reported as it falls).
 
     supernet --train_supernet (checkpoint shared with --method dnas)--> SupernetScorer (val clips, cached)
         --evolve(budget) per target--> OUT/arch.yaml (one target) or arch-<T>ms.yaml (several)
@@ -207,12 +212,19 @@ def evolve_device(
     supernet, result = trained
     scorer = SupernetScorer(supernet, clips.val)
     started = time.perf_counter()
-    runs = [evolve(supernet, scorer, latency=latency, budget_ms=target, config=evolution) for target in targets_ms]
+    if method == "dnas":
+        runs = []
+        for target in targets_ms:
+            path = budget_search(supernet, clips, config, target_ms=latency.table_budget(target))
+            best = score_arch(supernet, scorer, path, latency=latency, origin=f"dnas, {target:g} ms budget")
+            runs.append(EvolutionResult(best=best, budget_ms=target, scored=[best]))
+    else:
+        runs = [evolve(supernet, scorer, latency=latency, budget_ms=target, config=evolution) for target in targets_ms]
     rows = []
     for target, run in zip(targets_ms, runs):
         path = out_dir / arch_file_name(target, single=len(targets_ms) == 1)
         notes = {"device": device, "predicted_ms": round(run.best.predicted_ms, 4), "target_ms": target, "search": str(out_dir)}
-        arch = space.make_arch(list(run.best.blocks), name=f"evolution-{device}-{space.name}-{target:g}ms")
+        arch = space.make_arch(list(run.best.blocks), name=f"{method}-{device}-{space.name}-{target:g}ms")
         arch = dataclasses.replace(arch, num_classes=clips.num_classes, notes=notes)
         arch.save(path)
         rows.append({"target_ms": target, "predicted_ms": run.best.predicted_ms, "table_ms": latency.table_ms(run.best.path),
@@ -224,9 +236,9 @@ def evolve_device(
     everything = list({a.path: a for run in runs for a in run.scored}.values())
     pareto = write_pareto(out_dir, space=space, supernet=supernet, scorer=scorer, scored=everything,
                           chosen={f"{t:g} ms": run.best for t, run in zip(targets_ms, runs)}, budgets_ms=targets_ms,
-                          latency=latency, title=f"{title}: evolution on the supernet", seed=evolution.seed)
+                          latency=latency, title=f"{title}: {method} on the supernet", seed=evolution.seed)
     report = {
-        "method": "evolution", "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
+        "method": method, "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
         "targets_ms": list(targets_ms), "archs": rows, "calibration": calibration.to_dict() if calibration else None,
         "fixed_ms": fixed_ms, "evolution": asdict(evolution), "evolution_seconds": evolution_seconds,
         "val_acc_sampled": result.history[-1].get("val_acc_sampled"), "search_seconds": result.seconds,

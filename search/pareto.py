@@ -69,6 +69,12 @@ class PredictedLatency:
         block_sum = self.table_ms(path)
         return block_sum if self.calibration is None else float(self.calibration(block_sum))
 
+    def table_budget(self, budget_ms: float) -> float:
+        """The table sum (fixed part included) that the calibration maps to ``budget_ms``."""
+        if self.calibration is None:
+            return budget_ms
+        return (budget_ms - self.calibration.offset_ms) / self.calibration.scale
+
     def fastest(self) -> tuple[int, ...]:
         """The fastest path: the cheapest candidate of every layer."""
         return tuple(min(range(len(row)), key=row.__getitem__) for row in self.table)

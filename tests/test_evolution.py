@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import torch.nn as nn
 
 from predictors.errors import PredictorError
@@ -167,7 +168,41 @@ def test_cli_targets_give_one_arch_per_budget_under_it(tmp_path):
     assert "table sum, no fitted calibration" in result.output
 
 
-def test_cli_evolution_refuses_impossible_budgets_and_dnas_targets(tmp_path):
+def test_cli_dnas_targets_give_one_arch_per_budget_from_one_supernet(tmp_path):
+    from click.testing import CliRunner
+
+    from search.arch import load_arch
+    from vidlat.cli import cli
+
+    lut = _tiny_lut(tmp_path / "lut.csv")
+    floor = _table_min(lut)
+    targets = [round(floor * 1.05, 4), round(floor * 3, 4)]
+    out = tmp_path / "dnas"
+    result = CliRunner().invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *FAST,
+                                      "--targets", ",".join(map(str, targets)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "dnas" and [row["target_ms"] for row in report["archs"]] == targets
+    for target, row in zip(targets, report["archs"]):
+        assert load_arch(out / f"arch-{target:g}ms.yaml").layers == row["layers"]
+    assert (out / "checkpoint.pt").is_file() and (out / "pareto.png").is_file()
+
+
+def test_budget_search_leaves_the_supernet_as_it_was_and_meets_a_generous_budget():
+    from search.dnas import SearchConfig, budget_search
+
+    data = make_moving_digits(MovingDigitsConfig(n_train=40, n_val=8, n_test=4, num_classes=4, channels=1, frames=4, size=16))
+    net = tiny_supernet()
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    cheap = budget_search(net, data, SearchConfig(batch_size=8, seed=0), target_ms=1.5 + sum(min(row) for row in LATENCIES), epochs=3)
+    generous = budget_search(net, data, SearchConfig(batch_size=8, seed=0), target_ms=100.0, epochs=3)
+    assert len(cheap) == len(generous) == len(LATENCIES)
+    assert net.path_latency_ms(cheap) <= net.path_latency_ms(generous)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items() if "running" not in k and "batches" not in k)
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_cli_evolution_refuses_impossible_budgets_and_two_kinds_of_budget(tmp_path):
     from click.testing import CliRunner
 
     from vidlat.cli import cli
@@ -178,8 +213,8 @@ def test_cli_evolution_refuses_impossible_budgets_and_dnas_targets(tmp_path):
     below = runner.invoke(cli, [*base, "--method", "evolution", "--target-ms", str(_table_min(lut) * 0.9)])
     assert below.exit_code == 2 and "below the fastest arch" in below.output and not (tmp_path / "x").exists()
     assert below.output.startswith("error: budget") and below.output.count("\n") == 1
-    dnas = runner.invoke(cli, [*base, "--targets", "10,20"])
-    assert dnas.exit_code == 2 and "--targets needs --method evolution" in dnas.output
+    both = runner.invoke(cli, [*base, "--targets", "10,20", "--target-ms", "10"])
+    assert both.exit_code == 2 and "not both" in both.output
     no_budget = runner.invoke(cli, [*base, "--method", "evolution"])
     assert no_budget.exit_code == 2 and "needs a latency budget" in no_budget.output
     bad = runner.invoke(cli, [*base, "--method", "evolution", "--targets", "10,x"])

@@ -72,8 +72,8 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.option("--target-ms", type=click.FloatRange(min=0, min_open=True), default=None,
               help="latency budget in ms: dnas: target loss instead of FBNet's CE*alpha*log(LAT)^beta; evolution: the hard budget")
 @click.option("--targets", callback=_targets, default=None, metavar="MS,MS,...",
-              help="evolution only: one arch per budget from one trained supernet (arch-<T>ms.yaml each); the DNAS "
-                   "target loss needs one search per budget: run one --target-ms per --out")
+              help="one arch per budget from one trained supernet (arch-<T>ms.yaml each): evolution under each hard "
+                   "budget, or dnas: fresh logits per budget trained with the target loss on the frozen supernet")
 @click.option("--population", type=click.IntRange(2), default=10, show_default=True, help="evolution: archs per generation")
 @click.option("--generations", type=click.IntRange(0), default=5, show_default=True, help="evolution: generations after the random one")
 @click.option("--mutation-prob", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
@@ -120,9 +120,8 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
     from search.pareto import PredictedLatency
     from search.space import load_space
 
-    if targets is not None and (method != "evolution" or target_ms is not None):
-        raise click.UsageError("--targets needs --method evolution and no --target-ms (the DNAS target loss needs one "
-                               "search per budget: run one `--target-ms T --out DIR` each)")
+    if targets is not None and target_ms is not None:
+        raise click.UsageError("give --targets T1,T2,... or --target-ms T, not both")
     budgets = targets or ([target_ms] if target_ms is not None else [])
     if method == "evolution" and not budgets:
         raise click.UsageError("--method evolution needs a latency budget: --target-ms T or --targets T1,T2,...")
@@ -148,7 +147,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
         with LatencyStore(path, read_only=True) as store:
             table, fixed_ms = device_latency_table(space, device=device_name, store=store)
             calibration = _calibration(store, device_name, space_name)
-    for budget in budgets if method == "evolution" else []:  # before the data and the training
+    for budget in budgets if method == "evolution" or targets else []:  # before the data and the training
         check_budget(budget, PredictedLatency.of(table, fixed_ms, calibration))
     out = Path(out_dir) if out_dir else Path("runs") / f"search-{device_name}-{space.name}"
     classes = space.num_classes if space.num_classes in range(2, 11, 2) else 10
@@ -156,7 +155,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
                       n_train=train_clips, n_val=max(100, train_clips // 5), n_test=10, num_classes=classes)
     config = SearchConfig(
         epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode,
-        loss="target" if method == "dnas" and target_ms is not None else "fbnet", alpha=alpha, beta=beta,
+        loss="target" if method == "dnas" and target_ms is not None else "fbnet", alpha=alpha, beta=beta,  # --targets: FBNet
         target_ms=target_ms if method == "dnas" else None,
         unit_ms=unit_ms or fbnet_unit_ms(table, fixed_ms),
         latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
@@ -169,8 +168,8 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
                    f"method {method} -> {out}")
     common = dict(latency_table=table, fixed_ms=fixed_ms, device=device_name, out_dir=out, calibration=calibration,
                   data_name=data, data_settings=data_settings, extend=extend, progress=rank == 0)
-    if method == "evolution":
-        report = evolve_device(space, clips, config, targets_ms=budgets, evolution=evolution, **common)
+    if method == "evolution" or targets:
+        report = evolve_device(space, clips, config, targets_ms=budgets, evolution=evolution, method=method, **common)
         if report is not None:
             _print_evolution(report, device_name, out)
     else:
@@ -187,10 +186,10 @@ def _calibrated(report: dict) -> str:
 
 def _print_evolution(report: dict, device: str, out: Path) -> None:
     rows = report["archs"]
-    click.echo(f"evolution: {sum(row['scored'] for row in rows)} archs scored on the supernet for {len(rows)} budget(s) "
+    click.echo(f"{report['method']}: {sum(row['scored'] for row in rows)} archs scored on the supernet for {len(rows)} budget(s) "
                f"in {report['evolution_seconds']:.0f} s (supernet training {report['search_seconds']:.0f} s)")
     for row in rows:
-        click.echo(f"under {row['target_ms']:g} ms: {' | '.join(row['layers'])}")
+        click.echo(f"{'under' if report['method'] == 'evolution' else 'aiming at'} {row['target_ms']:g} ms: {' | '.join(row['layers'])}")
         click.echo(f"  predicted {row['predicted_ms']:.3f} ms on {device}{_calibrated(report)}, "
                    f"supernet val acc {row['val_acc_supernet']:.3f} -> {row['file']}")
     files = report["files"]
