@@ -15,6 +15,12 @@ Loss forms on the architecture step (LAT = expected network latency in ms, a ten
 - ``target``: ``CE + weight * max(0, LAT / target_ms - 1)``: no cost below the budget, a linear
   relative penalty above it.
 
+How an arch step reaches the logits (``mode``): ``soft`` (FBNet: every candidate runs, mixed by the
+Gumbel-softmax sample), ``hard`` (GDAS: one candidate per layer runs, straight-through gradients), or
+``reinforce`` (ProxylessNAS's score function: a few single paths drawn from softmax(logits) run on the
+same batch, and each path's own loss, its CE with its table latency, weights ``grad log p(path)``
+against their mean); weight steps of ``reinforce`` run single paths as ``hard`` does.
+
 The weights are trained on plain CE (the latency term does not depend on them). Which paths a weight
 step trains (``sampling``):
 
@@ -61,6 +67,10 @@ from search.train import channels_last_input, to_channels_last
 #: how weight steps pick paths: ``uniform`` trains the path drawn from the logits (SPOS while they are
 #: uniform); ``sandwich`` trains the supernet's anchor path beside it at every step (see the module docstring)
 SAMPLINGS: tuple[str, ...] = ("sandwich", "uniform")
+#: the supernet's mixing modes, and ``reinforce``: hard single paths, arch steps by the score function
+SEARCH_MODES: tuple[str, ...] = (*MODES, "reinforce")
+#: paths an arch step compares under ``reinforce`` (on the same batch)
+REINFORCE_PATHS = 4
 LossForm = Literal["fbnet", "target"]
 LOSS_FORMS: tuple[str, ...] = ("fbnet", "target")
 CHECKPOINT = "checkpoint.pt"
@@ -97,8 +107,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise SearchConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got '{self.sampling}'")
-        if self.mode not in MODES:
-            raise SearchConfigError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+        if self.mode not in SEARCH_MODES:
+            raise SearchConfigError(f"mode must be one of {', '.join(SEARCH_MODES)}, got '{self.mode}'")
         if self.loss not in LOSS_FORMS:
             raise SearchConfigError(f"loss must be one of {', '.join(LOSS_FORMS)}, got '{self.loss}'")
         if self.loss == "target" and (self.target_ms is None or self.target_ms <= 0):
@@ -329,10 +339,8 @@ def budget_search(
         for epoch in range(epochs):
             tau = temperature_at(epoch, initial=config.temperature, decay=decay)
             for x, y in arch_part.batches(config.batch_size, generator=generator, shuffle=True):
-                logits, latency = supernet(channels_last_input(x), temperature=tau, mode=config.mode)
-                loss = arch_loss(F.cross_entropy(logits, y), latency, budget)
                 optimiser.zero_grad(set_to_none=True)
-                loss.backward()
+                _arch_backward(supernet, supernet, channels_last_input(x), y, budget, tau, world=1)
                 optimiser.step()
         return [int(layer.logits.argmax()) for layer in supernet.layers]
     finally:
@@ -525,6 +533,7 @@ def _train_epoch(
     """One epoch: a weight step per weight batch (the drawn path, and the anchor path under ``sandwich``),
     an arch step after each one once warm-up is over."""
     tau = temperature_at(epoch, initial=config.temperature, decay=config.temperature_decay)
+    forward_mode = "hard" if config.mode == "reinforce" else config.mode
     search_arch = epoch >= config.warmup_epochs
     shuffle = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     weight_batches = list(weight_part.batches(config.batch_size * world, generator=shuffle, shuffle=True))
@@ -535,11 +544,11 @@ def _train_epoch(
         x, y = channels_last_input(x[rank::world]), y[rank::world]
         weight_opt.zero_grad(set_to_none=True)
         arch_opt.zero_grad(set_to_none=True)
-        logits, _ = model(x, temperature=tau, mode=config.mode)
+        logits, _ = model(x, temperature=tau, mode=forward_mode)
         ce = F.cross_entropy(logits, y)
         ce.backward()
         if config.sampling == "sandwich":  # its own backward: DDP allows one forward per backward
-            anchor_logits, _ = model(x, path=supernet.anchor, mode=config.mode)
+            anchor_logits, _ = model(x, path=supernet.anchor, mode=forward_mode)
             F.cross_entropy(anchor_logits, y).backward()
         weight_opt.step()
         totals["ce"] += float(ce.detach()) * len(y)
@@ -548,11 +557,9 @@ def _train_epoch(
         if search_arch:
             ax, ay = arch_batches[step % len(arch_batches)]
             ax, ay = channels_last_input(ax[rank::world]), ay[rank::world]
-            arch_logits, latency = model(ax, temperature=tau, mode=config.mode)
-            loss = arch_loss(F.cross_entropy(arch_logits, ay), latency, config)
             weight_opt.zero_grad(set_to_none=True)
             arch_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = _arch_backward(model, supernet, ax, ay, config, tau, world)
             arch_opt.step()
             totals["arch_loss"] += float(loss.detach())
             totals["arch_steps"] += 1
@@ -569,6 +576,45 @@ def _train_epoch(
         "derived": supernet.derived(),
         "probabilities": supernet.probabilities(),
     }
+
+
+def _arch_backward(model: nn.Module, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, config: SearchConfig,
+                   tau: float, world: int) -> torch.Tensor:
+    """The logits' gradient of the arch loss on one batch (relaxed mixing, or the score function); returns the loss."""
+    if config.mode == "reinforce":
+        return _reinforce_backward(supernet, x, y, config, world)
+    logits, latency = model(x, temperature=tau, mode=config.mode)
+    loss = arch_loss(F.cross_entropy(logits, y), latency, config)
+    loss.backward()
+    return loss
+
+
+def _reinforce_backward(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, config: SearchConfig, world: int) -> torch.Tensor:
+    """Score-function gradient of the expected loss of single paths (ProxylessNAS's REINFORCE form).
+
+    ``REINFORCE_PATHS`` paths drawn from softmax(logits) run on the same batch without gradients; each
+    path's loss is the configured loss of its CE and its own table latency; the logits move by
+    ``(loss_i - mean loss) * grad log p(path_i)`` (a leave-one-out baseline). Unlike the straight-through
+    estimator it compares whole paths, so the CE term competes with the exact latency term on equal
+    terms. Returns the mean path loss; under DDP the logits' gradients are averaged over the ranks.
+    """
+    paths = [[int(torch.multinomial(layer.probabilities().detach(), 1)) for layer in supernet.layers]
+             for _ in range(REINFORCE_PATHS)]
+    with torch.no_grad():
+        losses = torch.stack([
+            arch_loss(F.cross_entropy(supernet(x, path=path)[0], y), torch.tensor(supernet.path_latency_ms(path)), config)
+            for path in paths
+        ])
+    advantage = (losses - losses.mean()) * REINFORCE_PATHS / (REINFORCE_PATHS - 1)
+    log_probs = torch.stack([
+        sum(F.log_softmax(layer.logits, dim=0)[index] for layer, index in zip(supernet.layers, path)) for path in paths
+    ])
+    (advantage * log_probs).mean().backward()
+    if world > 1:
+        for logits in supernet.arch_parameters():
+            dist.all_reduce(logits.grad)
+            logits.grad /= world
+    return losses.mean()
 
 
 def _save_checkpoint(

@@ -188,14 +188,16 @@ def test_cli_dnas_targets_give_one_arch_per_budget_from_one_supernet(tmp_path):
     assert (out / "checkpoint.pt").is_file() and (out / "pareto.png").is_file()
 
 
-def test_budget_search_leaves_the_supernet_as_it_was_and_meets_a_generous_budget():
+@pytest.mark.parametrize("mode", ["hard", "reinforce"])
+def test_budget_search_leaves_the_supernet_as_it_was_and_a_tight_budget_gives_a_faster_arch(mode):
     from search.dnas import SearchConfig, budget_search
 
     data = make_moving_digits(MovingDigitsConfig(n_train=40, n_val=8, n_test=4, num_classes=4, channels=1, frames=4, size=16))
     net = tiny_supernet()
     before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
-    cheap = budget_search(net, data, SearchConfig(batch_size=8, seed=0), target_ms=1.5 + sum(min(row) for row in LATENCIES), epochs=3)
-    generous = budget_search(net, data, SearchConfig(batch_size=8, seed=0), target_ms=100.0, epochs=3)
+    config = SearchConfig(batch_size=8, seed=0, mode=mode, arch_lr=0.2)
+    cheap = budget_search(net, data, config, target_ms=1.5 + sum(min(row) for row in LATENCIES), epochs=4)
+    generous = budget_search(net, data, config, target_ms=100.0, epochs=4)
     assert len(cheap) == len(generous) == len(LATENCIES)
     assert net.path_latency_ms(cheap) <= net.path_latency_ms(generous)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items() if "running" not in k and "batches" not in k)

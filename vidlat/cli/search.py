@@ -85,8 +85,9 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="weight-only epochs first")
 @click.option("--sampling", type=click.Choice(["sandwich", "uniform"]), default="sandwich", show_default=True,
               help="weight steps: sandwich trains the space's reference arch beside the drawn path; uniform only the drawn path")
-@click.option("--mode", type=click.Choice(["hard", "soft"]), default="hard", show_default=True,
-              help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run")
+@click.option("--mode", type=click.Choice(["hard", "soft", "reinforce"]), default="hard", show_default=True,
+              help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run; "
+                   "reinforce: arch steps compare whole sampled paths (score function), weight steps as hard")
 @click.option("--alpha", type=float, default=0.2, show_default=True, help="FBNet loss alpha")
 @click.option("--beta", type=float, default=0.6, show_default=True, help="FBNet loss beta")
 @click.option("--unit-ms", type=float, default=None,
