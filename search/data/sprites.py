@@ -26,19 +26,21 @@ REVERSED_MOTIONS: tuple[str, ...] = ("move-left", "move-up", "turn-ccw", "zoom-o
 
 
 @functools.lru_cache(maxsize=1)
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images.astype(np.float32) / 16.0, digits.target.astype(np.int64)
+
+
 def digit_sprites() -> np.ndarray:
     """scikit-learn's 1797 8x8 digit images, float32 in [0, 1] (they ship with the package)."""
-    from sklearn.datasets import load_digits
-
-    return load_digits().images.astype(np.float32) / 16.0
+    return _load_digits()[0]
 
 
-@functools.lru_cache(maxsize=1)
 def digit_labels() -> np.ndarray:
     """The digit (0-9) each sprite shows."""
-    from sklearn.datasets import load_digits
-
-    return load_digits().target.astype(np.int64)
+    return _load_digits()[1]
 
 
 def sprite_split(seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> tuple[np.ndarray, ...]:
@@ -52,14 +54,17 @@ def sprite_split(seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0
 
 def trajectories(
     motion: np.ndarray, rng: np.random.Generator, *, frames: int, size: int, jitter: float,
-    scale: float = 1.0, amplitude: float = 1.0,
+    scale: float = 1.0, amplitude: float | np.ndarray = 1.0,
 ) -> dict[str, np.ndarray]:
     """Per-frame centre (cx, cy in pixels), angle (radians), size (pixels), opacity for each clip.
 
     ``motion`` holds one forward motion id (``MOTIONS``) per clip; ``scale`` multiplies the sprite
-    size and ``amplitude`` the extent of every motion (1.0 and 1.0: moving-digits' values).
+    size and ``amplitude`` (one value, or one per clip) the extent of every motion (1.0 and 1.0:
+    moving-digits' values).
     """
     n, steps, canvas = motion.shape[0], frames, float(size)
+    amp = np.broadcast_to(np.asarray(amplitude, dtype=np.float64), (n,))[:, None]
+    scaled = bool(np.any(amp != 1.0))
     ramp = np.linspace(0.0, 1.0, steps, dtype=np.float64)[None, :]
     size_px = rng.uniform(0.45, 0.6, size=(n, 1)) * canvas
     if scale != 1.0:
@@ -74,25 +79,27 @@ def trajectories(
     for axis, centre in ((0, cx), (1, cy)):  # move-right/left (x) and move-down/up (y)
         rows = motion == axis
         span = rng.uniform(0.3, 0.45, size=(rows.sum(), 1)) * canvas
-        if amplitude != 1.0:
-            span = span * amplitude
+        if scaled:
+            span = span * amp[rows]
         start = rng.uniform(margin[rows], canvas - margin[rows] - span)
         centre[rows] = start + span * ramp
     rows = motion == 2  # turn clockwise by 90..180 degrees
     turn = np.deg2rad(rng.uniform(90.0, 180.0, size=(rows.sum(), 1)))
-    if amplitude != 1.0:
-        turn = turn * amplitude
+    if scaled:
+        turn = turn * amp[rows]
     angle[rows] = tilt[rows] + turn * ramp
     rows = motion == 3  # zoom in from about 0.45x to 1.2x of the base size
     low = rng.uniform(0.4, 0.55, size=(rows.sum(), 1))
-    if amplitude != 1.0:
-        low = 1.0 - (1.0 - low) * amplitude
-    top = 1.25 if amplitude == 1.0 else 1.0 + 0.25 * amplitude
+    top = 1.25
+    if scaled:
+        low, top = 1.0 - (1.0 - low) * amp[rows], 1.0 + 0.25 * amp[rows]
     scale_px[rows] = size_px[rows] * (low + (top - low) * ramp)
     cx[rows] = canvas / 2 + rng.uniform(-2.0, 2.0, size=(rows.sum(), 1))
     cy[rows] = canvas / 2 + rng.uniform(-2.0, 2.0, size=(rows.sum(), 1))
     rows = motion == 4  # appear: opacity ramps up from 0
     alpha[rows] = np.clip(ramp * rng.uniform(1.0, 1.4, size=(rows.sum(), 1)), 0.0, 1.0)
+    if scaled:  # a subtler appear starts at opacity 1 - amplitude
+        alpha[rows] = 1.0 - amp[rows] * (1.0 - alpha[rows])
     cx += rng.normal(0.0, jitter, size=cx.shape)
     cy += rng.normal(0.0, jitter, size=cy.shape)
     return {"cx": cx, "cy": cy, "angle": angle, "scale": scale_px, "alpha": alpha}
