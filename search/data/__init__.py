@@ -1,8 +1,10 @@
-"""Data sets for search and training: generated moving digits, or a folder of real clips.
+"""Data sets for search and training: generated digit clips, or a folder of real clips.
 
-``load_data("moving-digits" | PATH, ...)`` is the one entry point the search and train code use::
+``load_data("digit-actions" | "moving-digits" | PATH, ...)`` is the one entry point the search and
+train code use::
 
-    "moving-digits" --make_moving_digits--> ClipSplits(train, val, test, classes)
+    "digit-actions" --make_digit_actions--> ClipSplits(train, val, test, classes)
+    "moving-digits" --make_moving_digits----^   (easy: for smoke runs)
     PATH/<class>/*.mp4 --load_video_folder--^
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from search.data.clips import ClipSet, ClipSplits, DataError
+from search.data.digit_actions import DigitActionsConfig, make_digit_actions
 from search.data.moving_digits import CLASSES, PAIRS, MovingDigitsConfig, make_moving_digits, sprite_split
 from search.data.names import DEFAULT_DATA, GENERATED
 from search.data.video_folder import load_video_folder, read_clip
@@ -28,7 +31,11 @@ def load_data(
     n_test: int = 1000,
     num_classes: int = 10,
 ) -> ClipSplits:
-    """``moving-digits`` (generated, sizes from ``n_*``) or a folder of class sub-folders of clips."""
+    """``digit-actions`` or ``moving-digits`` (generated, sizes from ``n_*``) or a folder of class sub-folders of clips."""
+    if data == "digit-actions":
+        return make_digit_actions(DigitActionsConfig(
+            n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels, frames=frames, size=size, seed=seed
+        ))
     if data == "moving-digits":
         config = MovingDigitsConfig(
             n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels, frames=frames, size=size, seed=seed
@@ -47,9 +54,11 @@ __all__ = [
     "ClipSet",
     "ClipSplits",
     "DataError",
+    "DigitActionsConfig",
     "MovingDigitsConfig",
     "load_data",
     "load_video_folder",
+    "make_digit_actions",
     "make_moving_digits",
     "read_clip",
     "sprite_split",

@@ -1,0 +1,142 @@
+"""Digit sprites and their rendering, shared by the generated data sets (moving-digits, digit-actions).
+
+::
+
+    sklearn load_digits (1797 x 8x8) --digit_sprites--> float32 [0, 1]
+        --sprite_split(seed)--> disjoint (train, val, test) index sets
+    motion id per clip --trajectories--> per-frame centre, angle, size, opacity (N, T)
+        --draw_sprites--> frames (N, T, H, W) in [0, 1]
+
+Motions (ids 0..4, each drawn forward; its time reversal is the same parameters with the frame
+axis flipped): 0 move-right, 1 move-down, 2 turn-cw, 3 zoom-in, 4 appear.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: the forward motions ``trajectories`` draws, by id; the reversal of each is its frames flipped
+MOTIONS: tuple[str, ...] = ("move-right", "move-down", "turn-cw", "zoom-in", "appear")
+#: the names of the reversed motions, by the same id
+REVERSED_MOTIONS: tuple[str, ...] = ("move-left", "move-up", "turn-ccw", "zoom-out", "vanish")
+
+
+@functools.lru_cache(maxsize=1)
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images.astype(np.float32) / 16.0, digits.target.astype(np.int64)
+
+
+def digit_sprites() -> np.ndarray:
+    """scikit-learn's 1797 8x8 digit images, float32 in [0, 1] (they ship with the package)."""
+    return _load_digits()[0]
+
+
+def digit_labels() -> np.ndarray:
+    """The digit (0-9) each sprite shows."""
+    return _load_digits()[1]
+
+
+def sprite_split(seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> tuple[np.ndarray, ...]:
+    """Disjoint index sets (train, val, test) over the 1797 digit sprites."""
+    n = digit_sprites().shape[0]
+    order = np.random.default_rng(seed).permutation(n)
+    cut1 = int(round(fractions[0] * n))
+    cut2 = cut1 + int(round(fractions[1] * n))
+    return order[:cut1], order[cut1:cut2], order[cut2:]
+
+
+def trajectories(
+    motion: np.ndarray, rng: np.random.Generator, *, frames: int, size: int, jitter: float,
+    scale: float = 1.0, amplitude: float | np.ndarray = 1.0,
+) -> dict[str, np.ndarray]:
+    """Per-frame centre (cx, cy in pixels), angle (radians), size (pixels), opacity for each clip.
+
+    ``motion`` holds one forward motion id (``MOTIONS``) per clip; ``scale`` multiplies the sprite
+    size and ``amplitude`` (one value, or one per clip) the extent of every motion (1.0 and 1.0:
+    moving-digits' values).
+    """
+    n, steps, canvas = motion.shape[0], frames, float(size)
+    amp = np.broadcast_to(np.asarray(amplitude, dtype=np.float64), (n,))[:, None]
+    scaled = bool(np.any(amp != 1.0))
+    ramp = np.linspace(0.0, 1.0, steps, dtype=np.float64)[None, :]
+    size_px = rng.uniform(0.45, 0.6, size=(n, 1)) * canvas
+    if scale != 1.0:
+        size_px = size_px * scale
+    tilt = np.deg2rad(rng.uniform(-20.0, 20.0, size=(n, 1)))
+    margin = 0.3 * size_px  # the digit fills about the middle 60% of its sprite
+    cx = rng.uniform(margin, canvas - margin, size=(n, 1)) * np.ones_like(ramp)
+    cy = rng.uniform(margin, canvas - margin, size=(n, 1)) * np.ones_like(ramp)
+    angle = tilt * np.ones_like(ramp)
+    scale_px = size_px * np.ones_like(ramp)
+    alpha = np.ones((n, steps))
+    for axis, centre in ((0, cx), (1, cy)):  # move-right/left (x) and move-down/up (y)
+        rows = motion == axis
+        span = rng.uniform(0.3, 0.45, size=(rows.sum(), 1)) * canvas
+        if scaled:
+            span = span * amp[rows]
+        start = rng.uniform(margin[rows], canvas - margin[rows] - span)
+        centre[rows] = start + span * ramp
+    rows = motion == 2  # turn clockwise by 90..180 degrees
+    turn = np.deg2rad(rng.uniform(90.0, 180.0, size=(rows.sum(), 1)))
+    if scaled:
+        turn = turn * amp[rows]
+    angle[rows] = tilt[rows] + turn * ramp
+    rows = motion == 3  # zoom in from about 0.45x to 1.2x of the base size
+    low = rng.uniform(0.4, 0.55, size=(rows.sum(), 1))
+    top = 1.25
+    if scaled:
+        low, top = 1.0 - (1.0 - low) * amp[rows], 1.0 + 0.25 * amp[rows]
+    scale_px[rows] = size_px[rows] * (low + (top - low) * ramp)
+    cx[rows] = canvas / 2 + rng.uniform(-2.0, 2.0, size=(rows.sum(), 1))
+    cy[rows] = canvas / 2 + rng.uniform(-2.0, 2.0, size=(rows.sum(), 1))
+    rows = motion == 4  # appear: opacity ramps up from 0
+    alpha[rows] = np.clip(ramp * rng.uniform(1.0, 1.4, size=(rows.sum(), 1)), 0.0, 1.0)
+    if scaled:  # a subtler appear starts at opacity 1 - amplitude
+        alpha[rows] = 1.0 - amp[rows] * (1.0 - alpha[rows])
+    cx += rng.normal(0.0, jitter, size=cx.shape)
+    cy += rng.normal(0.0, jitter, size=cy.shape)
+    return {"cx": cx, "cy": cy, "angle": angle, "scale": scale_px, "alpha": alpha}
+
+
+def draw_sprites(sprites: torch.Tensor, params: dict[str, np.ndarray], canvas: int) -> torch.Tensor:
+    """Render every (clip, frame) with one batched ``affine_grid`` + ``grid_sample``: (N, T, H, W) in [0, 1]."""
+    n, steps = params["cx"].shape
+    p = {name: torch.from_numpy(np.ascontiguousarray(value)).float().reshape(-1) for name, value in params.items()}
+    cos, sin = torch.cos(p["angle"]), torch.sin(p["angle"])
+    k = canvas / p["scale"]  # canvas units per sprite unit, in normalised coordinates
+    # input = R(-angle) * (k * output + 2 * (canvas / 2 - centre) / size)
+    ox = (canvas / 2 - p["cx"]) * 2 / p["scale"]
+    oy = (canvas / 2 - p["cy"]) * 2 / p["scale"]
+    theta = torch.stack(
+        [
+            torch.stack([cos * k, sin * k, cos * ox + sin * oy], dim=-1),
+            torch.stack([-sin * k, cos * k, -sin * ox + cos * oy], dim=-1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, [n * steps, 1, canvas, canvas], align_corners=False)
+    source = sprites[:, None].expand(n, steps, 8, 8).reshape(n * steps, 1, 8, 8)
+    frames = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return (frames.reshape(n, steps, canvas, canvas) * p["alpha"].reshape(n, steps, 1, 1)).clamp(0.0, 1.0)
+
+
+def reverse_rows(params: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Flip the frame axis of ``params`` in place for the clips where ``rows`` is true (time reversal)."""
+    for name in params:
+        params[name][rows] = params[name][rows, ::-1]
+
+
+def to_uint8(clips: torch.Tensor, noise: float, rng: np.random.Generator) -> torch.Tensor:
+    """Add Gaussian pixel noise (std ``noise``), clamp to [0, 1] and quantise to uint8."""
+    clips = clips + noise * torch.from_numpy(rng.standard_normal(clips.shape, dtype=np.float32))
+    return (clips.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
+__all__ = ["MOTIONS", "REVERSED_MOTIONS", "digit_labels", "digit_sprites", "draw_sprites", "reverse_rows", "sprite_split", "to_uint8", "trajectories"]
