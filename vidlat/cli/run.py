@@ -41,12 +41,14 @@ def _step(title: str) -> float:
 @click.option("--train-epochs", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--train-clips", type=click.IntRange(10), default=1500, show_default=True, help="moving-digits training clips")
 @click.option("--target-ms", type=float, default=None, help="latency budget: the search's target loss instead of FBNet's")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
+              help="torch threads of the search and training steps (profiling keeps the device file's threads)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/<device>-<space>]")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 @click.pass_context
 def run(ctx: click.Context, device_name: str, space_name: str, data: str, networks: int, search_epochs: int,
-        train_epochs: int, train_clips: int, target_ms: float | None, seed: int, out_dir: str | None,
+        train_epochs: int, train_clips: int, target_ms: float | None, threads: int, seed: int, out_dir: str | None,
         store_path: str | None) -> None:
     """Profile, fit, search, train, export and measure on one device; prints where every file went."""
     from vidlat.cli.predict import fit, predict_arch
@@ -73,13 +75,13 @@ def run(ctx: click.Context, device_name: str, space_name: str, data: str, networ
 
     begin = _step("3/6 search (DNAS with the device's lookup table as latency cost)")
     search_dir = out / "search"
-    ctx.invoke(search, device=device_name, space_name=space_name, data=data, target_ms=target_ms, epochs=search_epochs,
+    ctx.invoke(search, device=device_name, space_name=space_name, data=data, target_ms=target_ms, epochs=search_epochs, threads=threads,
                train_clips=train_clips, seed=seed, out_dir=str(search_dir), store_path=store)
     seconds["search"] = time.perf_counter() - begin
 
     begin = _step("4/6 train the derived arch from scratch")
     train_dir = out / "train"
-    ctx.invoke(train, arch_file=str(search_dir / "arch.yaml"), data=data, epochs=train_epochs, train_clips=train_clips,
+    ctx.invoke(train, arch_file=str(search_dir / "arch.yaml"), data=data, epochs=train_epochs, train_clips=train_clips, threads=threads,
                seed=seed, out_dir=str(train_dir))
     seconds["train"] = time.perf_counter() - begin
 
