@@ -97,7 +97,7 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
     archs = {**random_archs(space, args.random), "x3d-xs": space.reference_archs()["x3d-xs"].layers,
              "fastest": [layer.names[i] for layer, i in zip(supernet.layers, latency.fastest())], "dnas": report["layers"]}
     random_ms = sorted(latency(supernet.path_of(layers)) for name, layers in archs.items() if name.startswith("random-"))
-    budgets = [random_ms[round(q * (len(random_ms) - 1))] for q in (0.25, 0.5, 0.75)]
+    budgets = [] if args.light else [random_ms[round(q * (len(random_ms) - 1))] for q in (0.25, 0.5, 0.75)]
     budget_seconds = {}
     evolution = EvolutionConfig(population=args.population, generations=args.generations,
                                 parents=min(EvolutionConfig.parents, args.population), seed=args.seed)
@@ -110,7 +110,7 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
         archs[f"dnas-{budget:.2f}ms"] = [layer.names[i] for layer, i in zip(supernet.layers, path)]
         budget_seconds[f"{budget:.2f}"] = {"evolution": middle - begin, "dnas": time.perf_counter() - middle}
     scored = {name: score_arch(supernet, scorer, supernet.path_of(layers), latency=latency) for name, layers in archs.items()}
-    fixed = fixed_path_accuracy(space, archs["x3d-xs"], clips, config, out / f"fixed-path-{device}")
+    fixed = None if args.light else fixed_path_accuracy(space, archs["x3d-xs"], clips, config, out / f"fixed-path-{device}")
     result = {
         "device": device, "data": args.data, "config": dataclasses.asdict(config), "search_seconds": search_seconds,
         "val_acc_sampled": report["val_acc_sampled"], "val_acc_derived": report["val_acc_supernet"], "fixed_path": fixed,
@@ -126,7 +126,7 @@ def train_archs(args: argparse.Namespace, space, out: Path) -> None:
     if args.device:
         searched = json.loads((out / f"search-{args.device}.json").read_text())["archs"]
         jobs = {f"{name}@{args.device}": arch["layers"] for name, arch in searched.items()
-                if not name.startswith("random-") and name != "x3d-xs"}
+                if not name.startswith("random-") and name != "x3d-xs" and (not args.names or name in args.names.split(","))}
     else:
         jobs = {**random_archs(space, args.random), "x3d-xs": space.reference_archs()["x3d-xs"].layers}
     trained_dir = out / "trained"
@@ -163,7 +163,7 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
     for device, ax in zip(devices, axes.flat):
         result = searches[device]
         archs = result["archs"]
-        fixed = result["fixed_path"]["val_acc"]
+        fixed = result["fixed_path"]["val_acc"] if result["fixed_path"] else math.nan
         print(f"\n== {device} ({result['data']}, {result['config']['epochs']} search epochs, mode {result['config']['mode']}, "
               f"sampling {result['config']['sampling']})")
         print(f"supernet: val acc of paths drawn from the logits {result['val_acc_sampled']:.3f}, of the derived arch "
@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("step", choices=["search", "train", "report"])
     parser.add_argument("--store", required=True)
     parser.add_argument("--device", default=None, help="search: the device; train: a searched device's archs")
+    parser.add_argument("--light", action="store_true", help="search: the default DNAS and scores only (no budgets, no fixed path)")
+    parser.add_argument("--names", default="", help="train --device: only these of its archs (e.g. dnas,fastest)")
     parser.add_argument("--devices", default="ort-cpu-1t,fpga-zcu102-sim", help="report: the searched devices")
     parser.add_argument("--random", type=int, default=12, help="random archs (scored on every supernet, trained alone)")
     parser.add_argument("--data", default=DEFAULT_DATA)
