@@ -129,6 +129,8 @@ def train_archs(args: argparse.Namespace, space, out: Path) -> None:
                 if not name.startswith("random-") and name != "x3d-xs" and (not args.names or name in args.names.split(","))}
     else:
         jobs = {**random_archs(space, args.random), "x3d-xs": space.reference_archs()["x3d-xs"].layers}
+    shard, shards = (int(part) for part in args.shard.split("/"))
+    jobs = dict(list(jobs.items())[shard::shards])
     trained_dir = out / "trained"
     trained_dir.mkdir(parents=True, exist_ok=True)
     data = clips_for(args.data, args.seed, test=1000)
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--device", default=None, help="search: the device; train: a searched device's archs")
     parser.add_argument("--light", action="store_true", help="search: the default DNAS and scores only (no budgets, no fixed path)")
+    parser.add_argument("--shard", default="0/1", help="train: every N-th arch from the K-th (K/N), for side-by-side runs")
     parser.add_argument("--names", default="", help="train --device: only these of its archs (e.g. dnas,fastest)")
     parser.add_argument("--devices", default="ort-cpu-1t,fpga-zcu102-sim", help="report: the searched devices")
     parser.add_argument("--random", type=int, default=12, help="random archs (scored on every supernet, trained alone)")
