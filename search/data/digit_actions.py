@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from search.data.clips import ClipSet, ClipSplits, DataError
-from search.data.sprites import MOTIONS, REVERSED_MOTIONS, digit_labels, digit_sprites, draw_sprites, reverse_rows, sprite_split, trajectories
+from search.data.sprites import MOTIONS, REVERSED_MOTIONS, check_clip_settings, digit_labels, digit_sprites, draw_sprites, reverse_rows, sprite_split, trajectories
 
 #: class names (the target's motion); classes 2k and 2k+1 are exact time reversals of each other.
 CLASSES: tuple[str, ...] = tuple(name for pair in zip(MOTIONS, REVERSED_MOTIONS) for name in pair)
@@ -60,16 +60,8 @@ class DigitActionsConfig:
     jitter: float = 0.6
 
     def __post_init__(self) -> None:
-        if self.num_classes not in range(2, len(CLASSES) + 1, 2):
-            raise DataError(f"digit-actions: num_classes must be an even number from 2 to {len(CLASSES)} (whole pairs), got {self.num_classes}")
-        if self.channels not in (1, 3):
-            raise DataError(f"digit-actions: channels must be 1 or 3, got {self.channels}")
-        if self.frames < 2:
-            raise DataError(f"digit-actions: frames must be at least 2, got {self.frames}")
-        if self.size < 16:
-            raise DataError(f"digit-actions: size must be at least 16 pixels, got {self.size}")
-        if min(self.n_train, self.n_val, self.n_test) < 1:
-            raise DataError("digit-actions: n_train, n_val and n_test must be at least 1")
+        check_clip_settings("digit-actions", classes=len(CLASSES), num_classes=self.num_classes, channels=self.channels,
+                            frames=self.frames, size=self.size, counts=(self.n_train, self.n_val, self.n_test))
         if self.distractors < 0:
             raise DataError(f"digit-actions: distractors must be 0 or more, got {self.distractors}")
         if not self.target_digits or not set(self.target_digits) < set(range(10)):

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from search.data.clips import ClipSet, ClipSplits, DataError
-from search.data.sprites import digit_sprites, draw_sprites, reverse_rows, sprite_split, to_uint8, trajectories
+from search.data.clips import ClipSet, ClipSplits
+from search.data.sprites import check_clip_settings, digit_sprites, draw_sprites, reverse_rows, sprite_split, to_uint8, trajectories
 
 #: class names; classes 2k and 2k+1 are exact time reversals of each other.
 CLASSES: tuple[str, ...] = (
@@ -53,16 +53,8 @@ class MovingDigitsConfig:
     jitter: float = 0.6
 
     def __post_init__(self) -> None:
-        if self.num_classes not in range(2, len(CLASSES) + 1, 2):
-            raise DataError(f"moving-digits: num_classes must be an even number from 2 to {len(CLASSES)} (whole pairs), got {self.num_classes}")
-        if self.channels not in (1, 3):
-            raise DataError(f"moving-digits: channels must be 1 or 3, got {self.channels}")
-        if self.frames < 2:
-            raise DataError(f"moving-digits: frames must be at least 2, got {self.frames}")
-        if self.size < 16:
-            raise DataError(f"moving-digits: size must be at least 16 pixels, got {self.size}")
-        if min(self.n_train, self.n_val, self.n_test) < 1:
-            raise DataError("moving-digits: n_train, n_val and n_test must be at least 1")
+        check_clip_settings("moving-digits", classes=len(CLASSES), num_classes=self.num_classes, channels=self.channels,
+                            frames=self.frames, size=self.size, counts=(self.n_train, self.n_val, self.n_test))
 
 
 def make_moving_digits(config: MovingDigitsConfig = MovingDigitsConfig()) -> ClipSplits:

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from search.data.clips import DataError
+
 #: the forward motions ``trajectories`` draws, by id; the reversal of each is its frames flipped
 MOTIONS: tuple[str, ...] = ("move-right", "move-down", "turn-cw", "zoom-in", "appear")
 #: the names of the reversed motions, by the same id
@@ -140,3 +142,18 @@ def to_uint8(clips: torch.Tensor, noise: float, rng: np.random.Generator) -> tor
 
 
 __all__ = ["MOTIONS", "REVERSED_MOTIONS", "digit_labels", "digit_sprites", "draw_sprites", "reverse_rows", "sprite_split", "to_uint8", "trajectories"]
+
+
+def check_clip_settings(name: str, *, classes: int, num_classes: int, channels: int, frames: int, size: int,
+                        counts: tuple[int, int, int]) -> None:
+    """The checks every generated set makes of its shared settings; ``DataError`` names the set and the field."""
+    if num_classes not in range(2, classes + 1, 2):
+        raise DataError(f"{name}: num_classes must be an even number from 2 to {classes} (whole pairs), got {num_classes}")
+    if channels not in (1, 3):
+        raise DataError(f"{name}: channels must be 1 or 3, got {channels}")
+    if frames < 2:
+        raise DataError(f"{name}: frames must be at least 2, got {frames}")
+    if size < 16:
+        raise DataError(f"{name}: size must be at least 16 pixels, got {size}")
+    if min(counts) < 1:
+        raise DataError(f"{name}: n_train, n_val and n_test must be at least 1")
