@@ -87,10 +87,9 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
     clips = clips_for(args.data, args.seed, test=10)
     config = SearchConfig(epochs=args.search_epochs, warmup_epochs=min(SearchConfig.warmup_epochs, args.search_epochs - 1),
                           unit_ms=fbnet_unit_ms(table, latency.fixed_ms), mode=args.mode, seed=args.seed)
-    started, cpu = time.perf_counter(), time.process_time()
     report = search_device(space, clips, config, latency_table=table, fixed_ms=latency.fixed_ms, device=device,
                            out_dir=out / f"search-{device}", data_name=args.data, progress=False)
-    search_seconds = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+    search_seconds = {"wall": report["search_seconds"], "cpu": report["search_cpu_seconds"]}  # over every resumed run
     supernet = create_supernet(space, latency_table=table, fixed_ms=latency.fixed_ms, num_classes=clips.num_classes)
     supernet.load_state_dict(torch.load(out / f"search-{device}" / "checkpoint.pt", map_location="cpu", weights_only=True)["model"])
     scorer = SupernetScorer(supernet, clips.val)
