@@ -202,7 +202,7 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
         for budget in result["budgets_ms"]:
             ax.axvline(budget, color="grey", lw=0.6, ls="--")
         ax.set_xlabel(f"predicted latency on {device} (ms, table sum)")
-        ax.set_ylabel("test accuracy, trained alone (8 epochs)")
+        ax.set_ylabel("test accuracy, trained alone (--train-epochs)")
         ax.set_title(f"{device}: random archs (o), references (green), search results (red)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "pareto.png", dpi=110)
