@@ -115,8 +115,11 @@ def _profile_command(device_file: Path, store: Path) -> list[str]:
 
 
 def _profile_process(device_file: Path, store: Path) -> subprocess.Popen:
+    # Ctrl-C as a terminal delivers it: whatever an earlier test left for SIGINT in this process, the child
+    # starts with the default, so Python installs its KeyboardInterrupt handler (it does not if SIGINT is ignored)
     return subprocess.Popen(_profile_command(device_file, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_rows(store: Path, process: subprocess.Popen, rows: int, timeout_s: float = 120.0) -> None:
