@@ -34,6 +34,11 @@ class MeasurementPolicy(StrictConfig):
     ``max_rel_ci``, or as soon as they have taken ``max_seconds``: the time budget is a hard cap,
     checked after every timed run, and wins over ``min_runs`` (a slow workload keeps at least one
     run). Warm-up runs do not count towards it.
+
+    With ``interleave`` a sweep times its workloads ``group_size`` at a time in rounds (see
+    ``profiler.rounds``): the same limits hold per workload over all its rounds, the rounds go on
+    from ``min_rounds`` until every median's CI is below ``max_rel_ci`` or ``max_rounds``, and the
+    latency is the median over rounds, so a slow drift of the host falls on every workload alike.
     """
 
     warmup_runs: int = Field(5, ge=0, description="untimed runs before timing (not counted in max_seconds)")
@@ -46,11 +51,23 @@ class MeasurementPolicy(StrictConfig):
     flush_mb: int = Field(64, ge=1, description="size of the cache-flush buffer in MiB")
     contention_ratio: float = Field(1.5, gt=1, description="median wall / thread CPU time above this marks a run contended")
     per_node: bool = Field(False, description="also record per-node times where the runtime gives them")
+    interleave: bool = Field(True, description="time a sweep's workloads in interleaved rounds where the backend can hold "
+                                                "several at once (ONNX Runtime, OpenVINO); else one after another")
+    group_size: int = Field(16, ge=1, description="workloads loaded at once and interleaved (one runtime session each)")
+    round_runs: int = Field(3, ge=1, description="timed runs of each workload per round, after one untimed run")
+    min_rounds: int = Field(4, ge=1, description="rounds before the CI stopping rule is checked")
+    max_rounds: int = Field(10, ge=1, description="cap on rounds")
+    canary_tolerance: float = Field(0.05, ge=0, lt=1, allow_inf_nan=False,
+                                    description="a round in which the canary workload drifts from its baseline by more than "
+                                                "this (relative) or three times its own spread is flagged and re-run; 0: no canary")
+    max_round_retries: int = Field(2, ge=0, description="re-runs of a flagged round before it is kept, flagged")
 
     @model_validator(mode="after")
     def _runs_ordered(self) -> "MeasurementPolicy":
         if self.max_runs < self.min_runs:
             raise ValueError(f"max_runs ({self.max_runs}) must be >= min_runs ({self.min_runs})")
+        if self.max_rounds < self.min_rounds:
+            raise ValueError(f"max_rounds ({self.max_rounds}) must be >= min_rounds ({self.min_rounds})")
         return self
 
 

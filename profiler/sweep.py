@@ -5,25 +5,31 @@
     workloads ──dedupe by key──> already in store? ──yes──> skipped (unless remeasure)
                                       │ no
                                       v
-                              backend.measure(workload)
+              policy.interleave and the backend can prepare workloads (ONNX Runtime, OpenVINO)?
+                 yes: group_size at a time, prepared together, timed in interleaved rounds with a
+                      canary (profiler.rounds)
+                 no:  backend.measure(workload), one at a time (remote boards, simulators, torch)
           TransientDeviceError ──> back off and retry; give up after max_wait_s (nothing stored)
           contended (wall >> CPU) ──> queued, re-measured after the others (max_contended_retries),
                                       then the least contended attempt is stored, flagged
           ok / unsupported / failed ──> store.record (committed at once)
           ok with an Inf / NaN / negative latency ──> stored as failed, with the reason
 
-Each result is committed as it is made, so a killed sweep re-measures at most the workload in flight.
+Each result is committed as it is made (a group's results when its rounds end), so a killed sweep
+re-measures at most the workload or the group in flight.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from profiler.backends.base import Backend, runtime_message
+from profiler.backends.base import Backend, Prepared, runtime_message
 from profiler.errors import TransientDeviceError, VidlatError
 from profiler.progress import progress_bar
+from profiler.rounds import RoundLog, canary_workload, time_in_rounds
 from profiler.store import LatencyStore
 from profiler.workload import Measurement, Workload
 
@@ -39,6 +45,8 @@ class SweepSummary:
     failed: int = 0
     contended: int = 0
     remeasured_contended: int = 0
+    flagged_rounds: int = 0
+    rerun_rounds: int = 0
     left: int = 0
     elapsed_s: float = 0.0
     keys: list[str] = field(default_factory=list)
@@ -56,6 +64,8 @@ class SweepSummary:
         ]
         if self.contended:
             parts.append(f"{self.contended} stored flagged contended")
+        if self.rerun_rounds or self.flagged_rounds:
+            parts.append(f"{self.rerun_rounds} rounds re-run and {self.flagged_rounds} kept flagged for a drifting canary")
         if self.left:
             parts.append(f"{self.left} left for a later run (--limit)")
         return f"{self.device}: " + ", ".join(parts) + f" in {self.elapsed_s:.1f} s"
@@ -66,11 +76,11 @@ def _contention(measurement: Measurement) -> float:
     return measurement.median_ms / measurement.cpu_ms if measurement.cpu_ms else float("inf")
 
 
-def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
-    """``backend.measure``; an unexpected exception or a non-physical latency (Inf, NaN, negative)
+def _robustly(step: Callable[[], Measurement]) -> Measurement:
+    """Run a backend step; an unexpected exception or a non-physical latency (Inf, NaN, negative)
     becomes a failed measurement, not a dead sweep or a stored ok."""
     try:
-        measurement = backend.measure(workload)
+        measurement = step()
     except (TransientDeviceError, KeyboardInterrupt):
         raise
     except VidlatError as exc:
@@ -79,6 +89,54 @@ def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
         return Measurement.failed(runtime_message(exc))
     problem = measurement.problem()
     return Measurement("failed", reason=problem, extra=measurement.extra) if problem else measurement
+
+
+def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
+    return _robustly(lambda: backend.measure(workload))
+
+
+def _prepare_robustly(backend: Backend, workload: Workload) -> Prepared | Measurement:
+    try:
+        loaded = backend.prepare(workload)
+    except (TransientDeviceError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a backend bug or a runtime crash that surfaced as an exception
+        return Measurement.failed(str(exc) if isinstance(exc, VidlatError) else runtime_message(exc))
+    if loaded is None:
+        raise TypeError(f"{type(backend).__name__}.prepare returned None; it times one workload at a time")
+    return loaded
+
+
+def can_interleave(backend: Backend) -> bool:
+    """Whether ``backend`` can hold several workloads at once (implements ``prepare``)."""
+    return type(backend).prepare is not Backend.prepare
+
+
+def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: int = 0) -> tuple[list[Measurement], RoundLog]:
+    """Prepare ``workloads`` together and time them in interleaved rounds with a canary
+    (``profiler.rounds``); one measurement per workload, in order, failures included."""
+    results: dict[str, Measurement] = {}
+    prepared: dict[str, Prepared] = {}
+    canary: Prepared | None = None
+    try:
+        for workload in workloads:
+            loaded = _prepare_robustly(backend, workload)
+            if isinstance(loaded, Prepared):
+                prepared[workload.key] = loaded
+            else:
+                results[workload.key] = loaded
+        if backend.policy.canary_tolerance > 0:
+            loaded = backend.prepare(canary_workload())
+            canary = loaded if isinstance(loaded, Prepared) else None
+        timed, log = time_in_rounds({key: item.run for key, item in prepared.items()}, backend.policy,
+                                    canary=canary.run if canary else None, seed=seed)
+        for key, measurement in timed.items():
+            finish = prepared[key].finish
+            results[key] = _robustly(lambda: finish(measurement)) if measurement.status == "ok" else measurement
+    finally:
+        for item in [*prepared.values(), *([canary] if canary else [])]:
+            item.close()
+    return [results[workload.key] for workload in workloads], log
 
 
 def _measure_with_retry(
@@ -122,6 +180,8 @@ def profile_workloads(
     ``max_contended_retries`` times); if every attempt was contended, the least contended one is
     stored, flagged. A backend raising
     ``TransientDeviceError`` is retried with exponential back-off for up to ``max_wait_s`` seconds.
+    With ``policy.interleave`` on a backend that can prepare workloads, they are timed
+    ``policy.group_size`` at a time in interleaved rounds guarded by a canary (``measure_interleaved``).
     """
     started = time.perf_counter()
     device = backend.device.name
@@ -161,27 +221,38 @@ def profile_workloads(
         else:
             summary.failed += 1
 
-    queue: list[tuple[Workload, int]] = [(workload, 0) for workload in todo]
+    interleave = backend.policy.interleave and can_interleave(backend)
+    group_size = backend.policy.group_size if interleave else 1
+    queue: deque[tuple[Workload, int]] = deque((workload, 0) for workload in todo)
     least_contended: dict[str, Measurement] = {}
+    groups = 0
     try:
-        position = 0
-        while position < len(queue):
-            workload, attempt = queue[position]
-            position += 1
+        while queue:
+            batch = [queue.popleft() for _ in range(min(group_size, len(queue)))]
             if bar is not None:
-                bar.set_postfix_str(workload.key + (f" (retry {attempt}, contended)" if attempt else ""), refresh=True)
-            measurement = _measure_with_retry(backend, workload, retry_wait_s=retry_wait_s, max_wait_s=max_wait_s, sleep=sleep)
-            measurement.extra.setdefault("attempt", attempt)
-            if measurement.status == "ok" and measurement.contended:
-                previous = least_contended.get(workload.key)
-                if previous is None or _contention(measurement) < _contention(previous):
-                    least_contended[workload.key] = measurement
-                if attempt < max_contended_retries:
-                    queue.append((workload, attempt + 1))
-                    summary.remeasured_contended += 1
-                    continue
-                measurement = least_contended[workload.key]
-            store_result(workload, measurement)
+                first, attempt = batch[0]
+                label = first.key if len(batch) == 1 else f"{len(batch)} workloads in rounds"
+                bar.set_postfix_str(label + (f" (retry {attempt}, contended)" if attempt else ""), refresh=True)
+            if interleave:
+                measurements, log = measure_interleaved(backend, [workload for workload, _ in batch], seed=groups)
+                summary.flagged_rounds += log.flagged_rounds
+                summary.rerun_rounds += log.reruns
+            else:
+                measurements = [_measure_with_retry(backend, batch[0][0], retry_wait_s=retry_wait_s,
+                                                    max_wait_s=max_wait_s, sleep=sleep)]
+            groups += 1
+            for (workload, attempt), measurement in zip(batch, measurements):
+                measurement.extra.setdefault("attempt", attempt)
+                if measurement.status == "ok" and measurement.contended:
+                    previous = least_contended.get(workload.key)
+                    if previous is None or _contention(measurement) < _contention(previous):
+                        least_contended[workload.key] = measurement
+                    if attempt < max_contended_retries:
+                        queue.append((workload, attempt + 1))
+                        summary.remeasured_contended += 1
+                        continue
+                    measurement = least_contended[workload.key]
+                store_result(workload, measurement)
     finally:
         if bar is not None:
             bar.close()

@@ -141,10 +141,12 @@ def _wait_for_rows(store: Path, process: subprocess.Popen, rows: int, timeout_s:
 @needs_space
 @pytest.mark.slow
 def test_interrupted_and_killed_sweep_resumes_without_duplicates(tmp_path):
-    """Ctrl-C, then SIGKILL, then a full run: every workload once, nothing measured twice."""
-    slow_device = tmp_path / "ort-slow.yaml"  # every workload runs for its whole 0.15 s budget
+    """Ctrl-C, then SIGKILL (both in the middle of a group's interleaved rounds), then a full run:
+    every workload once, nothing measured twice."""
+    slow_device = tmp_path / "ort-slow.yaml"  # every workload runs for its whole 0.15 s budget, in groups of 4
     slow_device.write_text(yaml.safe_dump({**FAST_DEVICE, "name": "ort-slow", "measurement": {
-        "warmup_runs": 1, "min_runs": 3, "max_runs": 100000, "max_rel_ci": 1e-6, "max_seconds": 0.15}}))
+        "warmup_runs": 1, "min_runs": 3, "max_runs": 100000, "max_rel_ci": 1e-6, "max_seconds": 0.15,
+        "group_size": 4}}))
     store = tmp_path / "s.sqlite"
     expected = tiny_keys()
 

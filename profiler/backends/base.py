@@ -6,11 +6,13 @@ import importlib.util
 import os
 import platform
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from profiler import __version__
 from profiler.device import DeviceConfig
+from profiler.protocol import measure_callable
 from profiler.workload import Measurement, Workload
 
 
@@ -20,6 +22,27 @@ class Availability:
 
     ok: bool
     reason: str = ""
+
+
+def _unchanged(measurement: Measurement) -> Measurement:
+    return measurement
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A workload loaded on the device, ready to run many times (see ``Backend.prepare``).
+
+    ``run`` executes it once; ``finish`` adds what the backend records after timing (per-node
+    times, flags); ``close`` releases the session.
+    """
+
+    run: Callable[[], object]
+    finish: Callable[[Measurement], Measurement] = _unchanged
+    close: Callable[[], None] = _nothing
 
 
 def runtime_message(exc: BaseException) -> str:
@@ -82,9 +105,33 @@ class Backend(ABC):
     def fingerprint(self) -> dict[str, str]:
         """CPU model, runtime versions, threads: recorded with every measurement."""
 
+    def prepare(self, workload: Workload) -> Prepared | Measurement | None:
+        """Load ``workload`` so that it can be timed in rounds interleaved with others.
+
+        Returns a ``Measurement`` (unsupported / failed) when the runtime rejects the workload, and
+        ``None`` when this backend can only time one workload at a time (a remote board, a
+        simulator): the sweep then calls ``measure``.
+        """
+        return None
+
     @abstractmethod
     def measure(self, workload: Workload) -> Measurement:
         """Time one workload under the device's measurement policy."""
+
+    def measure_prepared(self, workload: Workload) -> Measurement:
+        """``measure`` for backends with ``prepare``: prepare, time under the policy, finish, close."""
+        prepared = self.prepare(workload)
+        if prepared is None:
+            raise TypeError(f"{type(self).__name__}.prepare returned None; it times one workload at a time")
+        if isinstance(prepared, Measurement):
+            return prepared
+        try:
+            measurement = measure_callable(prepared.run, self.policy)
+        except Exception as exc:
+            return Measurement.failed(runtime_message(exc))
+        finally:
+            prepared.close()
+        return prepared.finish(measurement)
 
     def close(self) -> None:
         """Release runtime resources (sessions, engines, connections)."""

@@ -5,7 +5,8 @@
     workload.onnx ──> InferenceSession(threads, optimisation level, provider)
                           │  rejected by the runtime ──> Measurement.unsupported(runtime message)
                           v
-                      IOBinding (inputs bound once) ──> measure_callable(run_with_iobinding)
+                      IOBinding (inputs bound once) ──> prepare(): run_with_iobinding, timed alone
+                                                        (measure_callable) or in rounds (profiler.rounds)
                           │  (per_node) a second, profiling session ──> node_times
                           v
                       Measurement
@@ -20,9 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from profiler.backends.base import Availability, Backend, host_fingerprint, runtime_message
+from profiler.backends.base import Availability, Backend, Prepared, host_fingerprint, runtime_message
 from profiler.device import DeviceConfig
-from profiler.protocol import measure_callable
 from profiler.workload import Measurement, Workload
 
 PROVIDERS = {
@@ -108,7 +108,7 @@ class OnnxRuntimeBackend(Backend):
 
         return run
 
-    def measure(self, workload: Workload) -> Measurement:
+    def prepare(self, workload: Workload) -> Prepared | Measurement:
         try:
             session = self._session(workload)
         except Exception as exc:  # the runtime rejected the model
@@ -119,16 +119,20 @@ class OnnxRuntimeBackend(Backend):
         inputs = workload.random_inputs()
         try:
             run = self._bound_run(session, inputs)
-            measurement = measure_callable(run, self.policy)
         except Exception as exc:
             return Measurement.failed(runtime_message(exc))
-        finally:
-            del session
-        if self.options.execution_provider != "cpu":
-            measurement.contended = False  # the host thread waits on the accelerator: wall >> CPU is normal
-        if self.policy.per_node:
-            measurement.node_times = self.node_times(workload, inputs)
-        return measurement
+
+        def finish(measurement: Measurement) -> Measurement:
+            if self.options.execution_provider != "cpu":
+                measurement.contended = False  # the host thread waits on the accelerator: wall >> CPU is normal
+            if self.policy.per_node and measurement.status == "ok":
+                measurement.node_times = self.node_times(workload, inputs)
+            return measurement
+
+        return Prepared(run=run, finish=finish)
+
+    def measure(self, workload: Workload) -> Measurement:
+        return self.measure_prepared(workload)
 
     def node_times(self, workload: Workload, inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """Median kernel time of every node over a few profiled runs (ONNX Runtime's profiler).

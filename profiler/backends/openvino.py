@@ -5,7 +5,8 @@
     workload.onnx ──> ov.convert_model ──> core.compile_model(device, threads, precision hint)
                           │ rejected ──> Measurement.unsupported(runtime message)
                           v
-                      infer request (input tensors set once) ──> measure_callable(request.infer)
+                      infer request (input tensors set once) ──> prepare(): request.infer, timed alone
+                                                                 or in rounds (profiler.rounds)
                           │ (per_node) a second compile with PERF_COUNT ──> node_times
                           v
                       Measurement
@@ -20,8 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from profiler.backends.base import Backend, host_fingerprint, runtime_message
-from profiler.protocol import measure_callable
+from profiler.backends.base import Backend, Prepared, host_fingerprint, runtime_message
 from profiler.workload import Measurement, Workload
 
 PROFILE_RUNS = 10
@@ -72,7 +72,7 @@ class OpenVinoBackend(Backend):
             request.set_tensor(name, self._ov.Tensor(value))
         return request
 
-    def measure(self, workload: Workload) -> Measurement:
+    def prepare(self, workload: Workload) -> Prepared | Measurement:
         inputs = workload.random_inputs()
         try:
             model = self._ov.convert_model(io.BytesIO(workload.onnx))
@@ -82,15 +82,16 @@ class OpenVinoBackend(Backend):
             request = self._request(model, inputs)
         except Exception as exc:  # conversion or compilation rejected the model
             return Measurement.unsupported(runtime_message(exc))
-        try:
-            measurement = measure_callable(request.infer, self.policy)
-        except Exception as exc:
-            return Measurement.failed(runtime_message(exc))
-        finally:
-            del request
-        if self.policy.per_node:
-            measurement.node_times = self.node_times(model, inputs)
-        return measurement
+
+        def finish(measurement: Measurement) -> Measurement:
+            if self.policy.per_node and measurement.status == "ok":
+                measurement.node_times = self.node_times(model, inputs)
+            return measurement
+
+        return Prepared(run=request.infer, finish=finish)
+
+    def measure(self, workload: Workload) -> Measurement:
+        return self.measure_prepared(workload)
 
     def node_times(self, model: Any, inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """Median real time of every executed node over a few runs (OpenVINO performance counters).

@@ -1,0 +1,229 @@
+"""Interleaved rounds: time a group of workloads so that the host's drift falls on all of them alike.
+
+::
+
+    warm-up runs of every workload ──> canary baseline (BASELINE_ROUNDS rounds of the canary alone)
+        │
+        v
+    round r: canary ─> every workload, order shuffled (1 untimed + round_runs timed runs each) ─> canary
+        │  canary median off its baseline by more than the tolerance ──> the round is flagged, its runs
+        │  dropped and the round re-run (after max_round_retries re-runs it is kept, flagged)
+        v
+    from min_rounds on: every workload's CI of the median <= max_rel_ci ? stop (else max_rounds);
+    a workload leaves the rounds once its runs reach max_runs or have taken max_seconds
+        │
+        v
+    Measurement per workload: median over its round medians, statistics of all its runs,
+    extra: rounds, round_medians_ms, run_rounds, flagged_rounds, canary_drift
+
+Timed one after another, two passes over the same networks ranked them at Kendall 0.55-0.62 on this
+kind of shared VM; in interleaved rounds at 0.79-0.95 (issue 13's measurements), because minutes-long
+changes of the host's speed no longer land on one workload only. The canary, a fixed small
+convolution timed at both ends of every round, catches what wall-versus-CPU time cannot: a neighbour
+that slows memory or caches without taking the core.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from profiler.backends.base import runtime_message
+from profiler.device import MeasurementPolicy
+from profiler.protocol import median_rel_ci, summarize
+from profiler.workload import Measurement, Workload
+
+BASELINE_ROUNDS = 3  # canary rounds before the first round, to learn its time and its spread
+CANARY_KEY = "canary/conv3d_c16_t4_s28"
+
+Clock = Callable[[], int]
+
+
+def canary_workload() -> Workload:
+    """The fixed reference workload: Conv3d 16->16, 3x3x3, on 1x16x4x28x28, then ReLU (about 2 ms on one CPU core)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((16, 16, 3, 3, 3), dtype=np.float32) * 0.1
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3, 3], pads=[1, 1, 1, 1, 1, 1]),
+            helper.make_node("Relu", ["y"], ["out"]),
+        ],
+        "canary",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 4, 28, 28])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 16, 4, 28, 28])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return Workload(key=CANARY_KEY, onnx=model.SerializeToString(), inputs={"x": (1, 16, 4, 28, 28)},
+                    spec={"op": "canary"})
+
+
+@dataclass
+class _Runs:
+    """One workload's timed runs so far."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    run_rounds: list[int] = field(default_factory=list)
+    round_medians_ms: list[float] = field(default_factory=list)
+    spent_ns: int = 0
+    stopped_by: str | None = None
+    flagged_rounds: int = 0
+
+    def add_round(self, round_index: int, wall_ms: list[float], cpu_ms: list[float], spent_ns: int, *, flagged: bool) -> None:
+        self.wall_ms += wall_ms
+        self.cpu_ms += cpu_ms
+        self.run_rounds += [round_index] * len(wall_ms)
+        self.round_medians_ms.append(float(np.median(wall_ms)))
+        self.spent_ns += spent_ns
+        self.flagged_rounds += int(flagged)
+
+
+@dataclass
+class RoundLog:
+    """What the rounds of one group did: the canary's baseline and, per kept round, its drift."""
+
+    canary_baseline_ms: float | None = None
+    canary_tolerance: float | None = None
+    drifts: list[float] = field(default_factory=list)
+    flagged: list[bool] = field(default_factory=list)
+    reruns: int = 0
+    stopped_by: str = "max_rounds"
+
+    @property
+    def flagged_rounds(self) -> int:
+        return sum(self.flagged)
+
+
+class _Timer:
+    def __init__(self, clock_ns: Clock, cpu_ns: Clock) -> None:
+        self.clock_ns = clock_ns
+        self.cpu_ns = cpu_ns
+
+    def runs(self, run: Callable[[], object], count: int) -> tuple[list[float], list[float], int]:
+        """One untimed run, then ``count`` timed runs: wall ms, CPU ms, timed nanoseconds."""
+        run()
+        wall: list[float] = []
+        cpu: list[float] = []
+        for _ in range(count):
+            cpu_start, wall_start = self.cpu_ns(), self.clock_ns()
+            run()
+            wall_end, cpu_end = self.clock_ns(), self.cpu_ns()
+            wall.append((wall_end - wall_start) / 1e6)
+            cpu.append((cpu_end - cpu_start) / 1e6)
+        return wall, cpu, int(sum(wall) * 1e6)
+
+
+def time_in_rounds(
+    runs: Mapping[str, Callable[[], object]],
+    policy: MeasurementPolicy,
+    *,
+    canary: Callable[[], object] | None = None,
+    seed: int = 0,
+    clock_ns: Clock = time.perf_counter_ns,
+    cpu_ns: Clock = time.process_time_ns,
+) -> tuple[dict[str, Measurement], RoundLog]:
+    """Time every ``runs[key]`` in interleaved rounds under ``policy`` (see the module doc).
+
+    A run that raises ends that workload as failed; the others go on. ``canary`` (timed at both ends
+    of every round) guards the rounds when ``policy.canary_tolerance`` > 0. ``clock_ns`` / ``cpu_ns``
+    are the wall and CPU clocks (injectable for tests).
+    """
+    timer = _Timer(clock_ns, cpu_ns)
+    order = random.Random(seed)
+    results: dict[str, Measurement] = {}
+    timings = {key: _Runs() for key in runs}
+    active = list(runs)
+
+    def fail(key: str, exc: Exception) -> None:
+        results[key] = Measurement.failed(runtime_message(exc))
+        active.remove(key)
+
+    for key in list(active):
+        try:
+            for _ in range(policy.warmup_runs):
+                runs[key]()
+        except Exception as exc:
+            fail(key, exc)
+
+    log = RoundLog()
+    guard = canary if canary is not None and policy.canary_tolerance > 0 else None
+    if guard is not None:
+        baseline = [timer.runs(guard, policy.round_runs)[0] for _ in range(BASELINE_ROUNDS)]
+        pooled = np.concatenate(baseline)
+        median = float(np.median(pooled))
+        if median > 0:
+            log.canary_baseline_ms = median
+            log.canary_tolerance = max(policy.canary_tolerance, 3 * float(np.median(np.abs(pooled - median))) / median)
+        else:  # a clock too coarse to time the canary cannot guard anything
+            guard = None
+
+    round_index = 0
+    while active and round_index < policy.max_rounds:
+        retries = 0
+        while True:
+            kept: dict[str, tuple[list[float], list[float], int]] = {}
+            canary_ms: list[float] = []
+            if guard is not None:
+                canary_ms += timer.runs(guard, policy.round_runs)[0]
+            for key in order.sample(active, len(active)):
+                try:
+                    kept[key] = timer.runs(runs[key], policy.round_runs)
+                except Exception as exc:
+                    fail(key, exc)
+            if guard is None:
+                drift, flagged = 0.0, False
+                break
+            canary_ms += timer.runs(guard, policy.round_runs)[0]
+            drift = float(np.median(canary_ms)) / log.canary_baseline_ms - 1.0
+            flagged = abs(drift) > log.canary_tolerance
+            if not flagged or retries >= policy.max_round_retries:
+                break
+            retries += 1
+            log.reruns += 1
+        log.drifts.append(drift)
+        log.flagged.append(flagged)
+        for key, (wall, cpu, spent) in kept.items():
+            timings[key].add_round(round_index, wall, cpu, spent, flagged=flagged)
+        round_index += 1
+        for key in list(active):
+            timing = timings[key]
+            if len(timing.wall_ms) >= policy.max_runs:
+                timing.stopped_by = "max_runs"
+            elif timing.spent_ns >= policy.max_seconds * 1e9:
+                timing.stopped_by = "max_seconds"
+            if timing.stopped_by:
+                active.remove(key)
+        if round_index >= policy.min_rounds and all(
+            len(timings[key].wall_ms) >= policy.min_runs and median_rel_ci(timings[key].wall_ms) <= policy.max_rel_ci
+            for key in active
+        ):
+            log.stopped_by = "max_rel_ci"
+            break
+
+    for key, timing in timings.items():
+        if key in results:
+            continue
+        measurement = summarize(timing.wall_ms, timing.cpu_ms, policy.contention_ratio)
+        measurement.median_ms = float(np.median(timing.round_medians_ms))
+        rel_ci = median_rel_ci(timing.wall_ms)
+        measurement.extra.update(
+            rel_ci=rel_ci if math.isfinite(rel_ci) else None,
+            stopped_by=timing.stopped_by or log.stopped_by,
+            rounds=len(timing.round_medians_ms),
+            round_medians_ms=[round(value, 6) for value in timing.round_medians_ms],
+            run_rounds=timing.run_rounds,
+            flagged_rounds=timing.flagged_rounds,
+        )
+        if guard is not None:
+            measurement.extra["canary_drift"] = round(max(log.drifts, key=abs), 6) if log.drifts else 0.0
+        results[key] = measurement
+    return results, log
