@@ -6,9 +6,16 @@
                                └──────> test (the rest) ──┬── FLOPs                      (ranking only)
                                                           ├── block sum (LUT)
                                                           ├── block sum + calibration
-                                                          └── regressor + calibration     (out-of-fold blocks)
+                                                          ├── regressor + calibration     (out-of-fold blocks)
+                                                          └── measurement repeat          (the noise ceiling)
                                                                    │
                                    metrics per row (acc5, acc10, MAPE, RMSE, Kendall, Spearman)
+
+The "measurement repeat" row compares two halves of the test networks' own interleaved
+measurement (the median over the even rounds against the median over the odd rounds): a predictor
+cannot rank the networks better than their measurement repeats. It is a split half within one
+sweep, so it misses what differs between sweeps (a new session's memory layout, a later hour of
+the host); a second sweep into another store gives the full repeat (bench/profile_repeatability.py).
 
 The "regressor" row replaces every block's measured latency by a regressor that never saw that
 block (out-of-fold, stratified by op kind), so it shows what the regressor gives for a space that
@@ -32,6 +39,8 @@ from predictors.network import MAX_CALIBRATION_NETWORKS, Calibration, fit_calibr
 from predictors.regressors import out_of_fold_ms
 
 ROWS: tuple[str, ...] = ("flops (ranking only)", "block sum", "block sum + calibration", "regressor + calibration")
+REPEAT_ROW = "measurement repeat"
+MIN_REPEAT_ROUNDS = 4  # two halves of at least two rounds each
 
 
 @dataclass
@@ -137,6 +146,19 @@ def regressor_entries(entries: pd.DataFrame, kind: str, *, extra_blocks: pd.Data
     return replaced
 
 
+def split_half_repeat(networks: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two repeats of each network's latency from its interleaved rounds: the median over the even
+    rounds and over the odd rounds; None unless every network has at least ``MIN_REPEAT_ROUNDS``."""
+    if "round_medians_ms" not in networks.columns or networks.empty:
+        return None
+    rounds = list(networks["round_medians_ms"])
+    if any(not isinstance(values, list) or len(values) < MIN_REPEAT_ROUNDS for values in rounds):
+        return None
+    even = np.array([np.median(values[0::2]) for values in rounds])
+    odd = np.array([np.median(values[1::2]) for values in rounds])
+    return even, odd
+
+
 def evaluate_networks(
     entries: pd.DataFrame,
     networks: pd.DataFrame,
@@ -172,6 +194,9 @@ def evaluate_networks(
         regressor_calibration = fit_calibration(reg_lut.predict_archs(list(calib["layers"])), calib["median_ms"], kind="auto")
         predictions["regressor_ms"] = regressor_calibration(reg_lut.predict_archs(list(test["layers"])))
         rows[ROWS[3]] = evaluate(predictions["regressor_ms"], measured)
+    repeat = split_half_repeat(test)
+    if repeat is not None:
+        rows[REPEAT_ROW] = evaluate(repeat[1], repeat[0])
     return EvaluationReport(
         device, space, rows, predictions, calibration, regressor_calibration, list(calib["key"]), regressor_kind
     )

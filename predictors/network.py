@@ -90,23 +90,27 @@ def fit_calibration(block_sum_ms: Sequence[float], measured_ms: Sequence[float],
 
 
 def network_frame(table: pd.DataFrame, space: str | None = None, *, contended: ContendedPolicy = "cpu") -> pd.DataFrame:
-    """Measured whole networks from a store table: key, layers, flops, median_ms (ok rows only).
+    """Measured whole networks from a store table: key, layers, flops, median_ms, round_medians_ms (ok rows only).
 
     Network workloads have spec op "network" and carry the arch as a dict with ``layers``;
-    contended rows are handled as ``predictors.lut.latency_ms`` says.
+    contended rows are handled as ``predictors.lut.latency_ms`` says. ``round_medians_ms`` holds the
+    per-round medians of an interleaved measurement (None otherwise).
     """
+    columns = ["key", "layers", "flops", "median_ms", "round_medians_ms"]
     if table.empty or "spec" not in table.columns:
-        return pd.DataFrame(columns=["key", "layers", "flops", "median_ms"])
+        return pd.DataFrame(columns=columns)
+    rounds = table["round_medians_ms"] if "round_medians_ms" in table.columns else [None] * len(table)
     rows = []
-    for key, spec, median in zip(table["key"], table["spec"], latency_ms(table, contended)):
+    for key, spec, median, round_medians in zip(table["key"], table["spec"], latency_ms(table, contended), rounds):
         spec = as_spec(spec)
         if spec.get("op") != "network" or not median or not np.isfinite(median):
             continue
         if space is not None and spec.get("space") != space:
             continue
         arch = spec.get("arch") or {}
-        rows.append({"key": key, "layers": list(arch.get("layers", [])), "flops": float(spec.get("flops", np.nan)), "median_ms": float(median)})
-    return pd.DataFrame(rows, columns=["key", "layers", "flops", "median_ms"])
+        rows.append({"key": key, "layers": list(arch.get("layers", [])), "flops": float(spec.get("flops", np.nan)),
+                     "median_ms": float(median), "round_medians_ms": round_medians if isinstance(round_medians, list) else None})
+    return pd.DataFrame(rows, columns=columns)
 
 
 class NetworkPredictor:

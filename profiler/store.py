@@ -102,6 +102,18 @@ def _flatten(value: Any, prefix: str, into: dict[str, str]) -> None:
         into[prefix] = json.dumps(value, sort_keys=True, default=str)
 
 
+def _round_medians(extra_json: str) -> list[float] | None:
+    """The per-round medians an interleaved measurement keeps in ``extra`` (None if absent or malformed)."""
+    try:
+        extra = json.loads(extra_json)
+    except ValueError:
+        return None
+    rounds = extra.get("round_medians_ms") if isinstance(extra, dict) else None
+    if isinstance(rounds, list) and rounds and all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in rounds):
+        return [float(value) for value in rounds]
+    return None
+
+
 def device_identity(config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> dict[str, str]:
     """Everything that changes a device's latency, flat (``options.intra_op_threads``, ``fingerprint.cpu``, ...)."""
     config = dict(config)
@@ -406,8 +418,9 @@ class LatencyStore:
         """Latest measurement per workload on the device, one row each, with every spec key as a column.
 
         Columns: ``key, status, reason, median_ms, mean_ms, std_ms, p10_ms, p90_ms, runs, cpu_ms,
-        contended, measured_at``, then the spec keys, then ``spec`` (the whole dict). With ``keys``,
-        only those workloads (the ones not measured are simply absent).
+        contended, measured_at``, then the spec keys, then ``spec`` (the whole dict) and
+        ``round_medians_ms`` (the per-round medians of an interleaved measurement, else None). With
+        ``keys``, only those workloads (the ones not measured are simply absent).
         """
         rows = self._latest(device_name, None if keys is None else list(keys), "m.*, w.spec AS spec")
         records = []
@@ -418,10 +431,11 @@ class LatencyStore:
             for name, value in spec.items():
                 record.setdefault(name, value)
             record["spec"] = spec
+            record["round_medians_ms"] = _round_medians(row["extra"])
             records.append(record)
         frame = pd.DataFrame.from_records(records)
         if frame.empty:
-            return pd.DataFrame(columns=[*TABLE_COLUMNS, "spec"])
+            return pd.DataFrame(columns=[*TABLE_COLUMNS, "spec", "round_medians_ms"])
         return frame
 
     def raw_times(self, device_name: str, key: str) -> list[float]:

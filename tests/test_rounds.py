@@ -191,3 +191,40 @@ def test_interleave_off_times_one_workload_at_a_time(tmp_path):
     with LatencyStore(tmp_path / "s.sqlite") as store:
         summary = profile_workloads(backend, store, [_workload(index) for index in range(3)], progress=False)
     assert summary.measured == 3 and not any(key.startswith("canary") for key in backend.closed)
+
+
+# ------------------------------------------------------------------------------ the noise ceiling
+def test_the_store_table_keeps_round_medians_and_ignores_malformed_ones(tmp_path):
+    from profiler.store import _round_medians
+
+    backend = RoundsBackend(_device(), FakeHost())
+    with LatencyStore(tmp_path / "s.sqlite") as store:
+        profile_workloads(backend, store, [_workload(0)], progress=False)
+        rounds = store.table("fake")["round_medians_ms"].iloc[0]
+    assert isinstance(rounds, list) and len(rounds) >= POLICY.min_rounds
+    for bad in ('{"round_medians_ms": "1,2"}', '{"round_medians_ms": [1, true]}', "[1, 2]", "not json", "{}"):
+        assert _round_medians(bad) is None
+
+
+def test_evaluation_reports_the_split_half_repeat_of_the_test_networks():
+    import numpy as np
+    import pandas as pd
+
+    from predictors.evaluation import REPEAT_ROW, evaluate_networks, split_half_repeat
+
+    rng = np.random.default_rng(0)
+    layers = [["a", "b"][: 1 + index % 2] for index in range(16)]
+    entries = pd.DataFrame({"layer": [0, 1], "block": ["a", "b"], "key": ["ka", "kb"], "median_ms": [1.0, 2.0]})
+    true_ms = np.array([3.0 if len(arch) == 2 else 1.0 for arch in layers]) + np.linspace(0, 1, 16)
+    rounds = [list(ms * (1 + 0.002 * rng.standard_normal(6))) for ms in true_ms]
+    networks = pd.DataFrame({"key": [f"n{index}" for index in range(16)], "layers": layers, "flops": true_ms,
+                             "median_ms": [float(np.median(values)) for values in rounds], "round_medians_ms": rounds})
+    even, odd = split_half_repeat(networks)
+    assert np.allclose(even, true_ms, rtol=0.01) and np.allclose(odd, true_ms, rtol=0.01)
+
+    report = evaluate_networks(entries, networks, calibration_networks=3, regressor_kind=None)
+    assert report.rows[REPEAT_ROW]["kendall"] > 0.9 and report.rows[REPEAT_ROW]["mape"] < 1.0
+    assert REPEAT_ROW in report.table_text()
+
+    networks["round_medians_ms"] = None  # measured one after another: no rounds, no repeat row
+    assert REPEAT_ROW not in evaluate_networks(entries, networks, calibration_networks=3, regressor_kind=None).rows
