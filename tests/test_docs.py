@@ -18,6 +18,13 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 
 
+def anchors(page: Path) -> set[str]:
+    """The heading anchors of a page, slugged as GitHub and MkDocs both do for these headings."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
 def relative_links(page: Path) -> list[str]:
     text = CODE_SPAN.sub("", FENCE.sub("", page.read_text(encoding="utf-8")))
     targets = [match.group(1) for match in LINK.finditer(text)]
@@ -30,13 +37,14 @@ def test_the_pages_have_links_to_check():
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_relative_link_points_to_an_existing_file(page):
+def test_every_relative_link_points_to_an_existing_file_and_heading(page):
     broken = []
     for target in relative_links(page):
-        path = unquote(target.split("#", 1)[0])
-        if not (page.parent / path).exists():
+        path, _, fragment = unquote(target).partition("#")
+        linked = page.parent / path
+        if not linked.exists() or (fragment and linked.suffix == ".md" and fragment not in anchors(linked)):
             broken.append(target)
-    assert not broken, f"{page.relative_to(ROOT)}: links to missing files: {broken}"
+    assert not broken, f"{page.relative_to(ROOT)}: links to missing files or headings: {broken}"
 
 
 def test_the_link_checker_sees_a_broken_link(tmp_path):
@@ -44,6 +52,8 @@ def test_the_link_checker_sees_a_broken_link(tmp_path):
     page.write_text("[ok](page.md) ![pic](gone.png) `[code](skipped.md)` [web](https://example.org)\n"
                     "```\n[fenced](skipped.md)\n```\n[anchor](#here)\n")
     assert relative_links(page) == ["page.md", "gone.png"]
+    page.write_text("## Results on data (`bench/x_y.py`), 2026\n")
+    assert anchors(page) == {"results-on-data-benchx_ypy-2026"}
 
 
 def test_readme_is_a_front_page():
