@@ -1,10 +1,11 @@
 # Two commands do all the set-up: `make demo` and `make test`. Both create .venv when missing.
+# `make docs` builds the documentation site into site/ (strict: a broken link or a missing page fails).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS := openvino,video,test
+EXTRAS := openvino,video,test,docs
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,5 +23,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -6,7 +6,7 @@ sum, block sum + calibration and regressor + calibration. Repeats the calibratio
 several seeds and reports the mean and the range, since one split of ~50 networks is noisy.
 
     .venv/bin/python bench/predictors_accuracy.py --store /path/latency.sqlite \
-        --devices ort-cpu-1t openvino-cpu-1t torch-cpu-1t --plot bench/predictors_scatter.png
+        --devices ort-cpu-1t openvino-cpu-1t torch-cpu-1t --plot docs/predictors-scatter.png
 """
 
 from __future__ import annotations

@@ -322,12 +322,8 @@ class LatencyStore:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (f"identity:{device_name}",)).fetchone()
         return row[0] if row is not None else ""
 
-    def put_workload(self, workload: Workload) -> None:
-        """Insert or update a workload's spec, input shapes and ONNX hash (not the ONNX bytes)."""
-        with self._transaction():
-            self._put_workload(workload)
-
     def _put_workload(self, workload: Workload) -> None:
+        """Insert or update a workload's spec, input shapes and ONNX hash (not the ONNX bytes)."""
         self._db.execute(
             "INSERT INTO workloads (key, spec, inputs, onnx_hash) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET spec = excluded.spec, inputs = excluded.inputs, onnx_hash = excluded.onnx_hash",

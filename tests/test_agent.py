@@ -275,7 +275,7 @@ def test_sweep_resumes_after_the_agent_is_killed_and_restarted(tmp_path, monkeyp
 def test_tiny_space_through_the_agent_measures_what_local_measures(agent, tmp_path, monkeypatch):
     """Profile the tiny space through the agent and locally (same runtime, options and policy): the same
     workloads with the same statuses and positive medians. How closely the times agree is a timing
-    claim, measured interleaved by bench/agent_agreement.py (README, "Remote devices"), not asserted
+    claim, measured interleaved by bench/agent_agreement.py (docs/agent.md), not asserted
     here: on a loaded machine the two sequential sweeps differed by up to 2x."""
     import numpy as np
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
+from search.space import load_space
 from vidlat.cli import cli
 
 FAST_DEVICE = {
@@ -98,13 +98,7 @@ def test_lut_export_rejects_other_suffix(tmp_path):
 
 
 # ------------------------------------------------------------------------------ with a search space
-needs_space = pytest.mark.skipif(importlib.util.find_spec("search.space") is None,
-                                 reason="search.space (the search-space issue) is not merged yet")
-
-
 def tiny_keys() -> set[str]:
-    from search.space import load_space
-
     tiny = load_space("tiny")
     return {item.workload.key for item in tiny.workloads()} | {workload.key for workload in tiny.fixed_workloads()}
 
@@ -138,7 +132,6 @@ def _wait_for_rows(store: Path, process: subprocess.Popen, rows: int, timeout_s:
     pytest.fail(f"no {rows} measurements within {timeout_s} s")
 
 
-@needs_space
 @pytest.mark.slow
 def test_interrupted_and_killed_sweep_resumes_without_duplicates(tmp_path):
     """Ctrl-C, then SIGKILL (both in the middle of a group's interleaved rounds), then a full run:
@@ -171,7 +164,6 @@ def test_interrupted_and_killed_sweep_resumes_without_duplicates(tmp_path):
     assert set(counts) == expected and set(counts.values()) == {1}
 
 
-@needs_space
 @pytest.mark.slow
 def test_lut_show_and_export_after_profiling(tmp_path, device_file):
     store = tmp_path / "s.sqlite"

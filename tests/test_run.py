@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
+import torch
 from click.testing import CliRunner
 
+from search.arch import load_arch
+from search.export import INPUT_NAME
+from search.train import load_weights
 from vidlat.cli import cli
 
 
@@ -30,6 +36,19 @@ def test_run_chains_every_step_and_resumes(tmp_path, monkeypatch):
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     assert float(metadata["vidlat.predicted_latency_ms"]) == pytest.approx(summary["predicted_ms"], rel=1e-3)
     assert json.loads(metadata["vidlat.arch"])["layers"] == summary["arch"]
+    assert set(summary["seconds"]) == {"profile", "fit", "search", "train", "export", "measure", "total"}
+
+    # what was searched is what was trained, and the trained weights are what the ONNX file computes
+    arch = load_arch(summary["files"]["arch"])
+    assert arch.layers == summary["arch"] == load_arch(Path(summary["files"]["search"]) / "arch.yaml").layers
+    assert summary["test_acc"] == json.loads(Path(summary["files"]["train_report"]).read_text())["test_acc"]
+    clips = torch.randn(2, *arch.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = load_weights(arch, summary["files"]["weights"])(clips).numpy()
+    session = ort.InferenceSession(summary["files"]["model"], providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {INPUT_NAME: clips.numpy()})
+    assert logits.shape == (2, arch.num_classes)
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
 
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output

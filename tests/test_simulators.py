@@ -21,6 +21,10 @@ from profiler.simulators.ops import MacShape
 from profiler.simulators.systolic import SystolicEngine
 from profiler.store import LatencyStore
 from profiler.workload import Workload
+from search.arch import build_model
+from search.blocks import create_block
+from search.export import INPUT_NAME, module_to_onnx
+from search.space import load_space
 from vidlat.cli import cli
 
 ZCU102, Z7020, NPU = "fpga-zcu102-sim", "fpga-z7020-sim", "npu-systolic32-sim"
@@ -300,7 +304,6 @@ def test_cli_simulate_prints_the_node_table_and_total(tmp_path):
 
 
 def test_cli_simulate_takes_a_reference_arch_of_a_space():
-    pytest.importorskip("search.space")
     result = CliRunner().invoke(cli, ["simulate", "--device", ZCU102, "tiny:x3d-xs"])
     assert result.exit_code == 0, result.output
     assert "total:" in result.output and "ms by unit" in result.output
@@ -310,11 +313,9 @@ def test_cli_simulate_takes_a_reference_arch_of_a_space():
 
 
 def test_exported_video_blocks_rank_as_the_fpga_needs():
-    blocks = pytest.importorskip("search.blocks")
-    export = pytest.importorskip("search.export")
     shape = (24, 8, 28, 28)
     models = {
-        name: (export.module_to_onnx(blocks.create_block(name, in_channels=24, out_channels=24, stride=(1, 1, 1)), shape), {"input": (1, *shape)})
+        name: (module_to_onnx(create_block(name, in_channels=24, out_channels=24, stride=(1, 1, 1)), shape), {"input": (1, *shape)})
         for name in ("x3d_k333_e3", "tsm_k133_e3")
     }
     heavy, flat = (simulate(ZCU102, models[name]) for name in ("x3d_k333_e3", "tsm_k133_e3"))
@@ -393,7 +394,7 @@ def test_systolic_formula_agrees_with_scalesim(tmp_path):
 
 @pytest.mark.slow
 def test_profile_a_space_and_simulate_an_arch_on_simulated_devices(tmp_path):
-    space = pytest.importorskip("search.space").load_space("tiny")
+    space = load_space("tiny")
     store = tmp_path / "store.db"
     result = CliRunner().invoke(cli, ["profile", "--device", ZCU102, "--space", "tiny", "--store", str(store)])
     assert result.exit_code == 0, result.output
@@ -411,10 +412,7 @@ def test_profile_a_space_and_simulate_an_arch_on_simulated_devices(tmp_path):
 @pytest.mark.slow
 def test_a_whole_default_space_network_with_attention_is_fully_supported():
     """default seed 0 (attention after (2+1)D) once left a Reshape of unknown shape: 69 unsupported nodes."""
-    space = pytest.importorskip("search.space").load_space("default")
-    from search.arch import build_model
-    from search.export import INPUT_NAME, module_to_onnx
-
+    space = load_space("default")
     arch = space.sample(0)
     assert "attn_h4" in arch.layers
     data = module_to_onnx(build_model(arch), arch.input_shape)

@@ -1,4 +1,4 @@
-"""The ``vidlat`` command: one verb per step of the user's path (see DESIGN.md).
+"""The ``vidlat`` command: one verb per step of the user's path (see docs/design.md).
 
 Each verb group lives in its own module and is registered in ``COMMANDS``. Library code raises
 ``VidlatError``; here it becomes one line on stderr and exit code 2, never a traceback.
