@@ -89,12 +89,13 @@ class _Runs:
 
 @dataclass
 class RoundLog:
-    """What the rounds of one group did: the canary's baseline and, per kept round, its drift."""
+    """What the rounds of one group did: the canary's baseline and, per kept round, its drift and end time."""
 
     canary_baseline_ms: float | None = None
     canary_tolerance: float | None = None
     drifts: list[float] = field(default_factory=list)
     flagged: list[bool] = field(default_factory=list)
+    ended_s: list[float] = field(default_factory=list)  # when each kept round ended, seconds after the rounds began
     reruns: int = 0
     stopped_by: str = "max_rounds"
 
@@ -155,6 +156,7 @@ def time_in_rounds(
             fail(key, exc)
 
     log = RoundLog()
+    began_ns = clock_ns()
     guard = canary if canary is not None and policy.canary_tolerance > 0 else None
     if guard is not None:
         baseline = [timer.runs(guard, policy.round_runs)[0] for _ in range(BASELINE_ROUNDS)]
@@ -191,6 +193,7 @@ def time_in_rounds(
             log.reruns += 1
         log.drifts.append(drift)
         log.flagged.append(flagged)
+        log.ended_s.append((clock_ns() - began_ns) / 1e9)
         for key, (wall, cpu, spent) in kept.items():
             timings[key].add_round(round_index, wall, cpu, spent, flagged=flagged)
         round_index += 1
