@@ -7,6 +7,7 @@
                                                           ├── block sum (LUT)
                                                           ├── block sum + calibration
                                                           ├── regressor + calibration     (out-of-fold blocks)
+                                                          ├── in-context table            (fitted on the calibration networks)
                                                           └── measurement repeat          (the noise ceiling)
                                                                    │
                                    metrics per row (acc5, acc10, MAPE, RMSE, Kendall, Spearman)
@@ -32,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from predictors.context import MIN_NETWORKS as MIN_CONTEXT_NETWORKS
+from predictors.context import InContextTable
 from predictors.errors import PredictorError
 from predictors.lut import FIXED_LAYER, LUTPredictor
 from predictors.metrics import METRICS, evaluate
@@ -39,6 +42,7 @@ from predictors.network import MAX_CALIBRATION_NETWORKS, Calibration, fit_calibr
 from predictors.regressors import out_of_fold_ms
 
 ROWS: tuple[str, ...] = ("flops (ranking only)", "block sum", "block sum + calibration", "regressor + calibration")
+CONTEXT_ROW = "in-context table"
 REPEAT_ROW = "measurement repeat"
 MIN_REPEAT_ROUNDS = 4  # two halves of at least two rounds each
 
@@ -109,6 +113,8 @@ class EvaluationReport:
         columns = {"block sum": "block_sum_ms", "block sum + calibration": "calibrated_ms"}
         if "regressor_ms" in self.predictions.columns:
             columns["regressor + calibration"] = "regressor_ms"
+        if "in_context_ms" in self.predictions.columns:
+            columns[CONTEXT_ROW] = "in_context_ms"
         scatter_plot(self.predictions, columns, paths["plot"], title=f"{self.device} / {self.space}: predicted vs measured")
         return paths
 
@@ -194,6 +200,10 @@ def evaluate_networks(
         regressor_calibration = fit_calibration(reg_lut.predict_archs(list(calib["layers"])), calib["median_ms"], kind="auto")
         predictions["regressor_ms"] = regressor_calibration(reg_lut.predict_archs(list(test["layers"])))
         rows[ROWS[3]] = evaluate(predictions["regressor_ms"], measured)
+    if len(calib) >= MIN_CONTEXT_NETWORKS:
+        in_context = InContextTable().fit(lut, list(calib["layers"]), calib["median_ms"].to_numpy(float))
+        predictions["in_context_ms"] = in_context.predict(list(test["layers"]))
+        rows[CONTEXT_ROW] = evaluate(predictions["in_context_ms"], measured)
     repeat = split_half_repeat(test)
     if repeat is not None:
         rows[REPEAT_ROW] = evaluate(repeat[1], repeat[0])

@@ -157,6 +157,10 @@ class LUTPredictor:
             raise LUTMissError(list(dict.fromkeys(misses)), self.device)
         return values
 
+    def lookup(self, wanted: Iterable[tuple[int, str]]) -> np.ndarray:
+        """ms of (layer, block) pairs (stem and head at layer -1); every miss in one ``LUTMissError``."""
+        return self._lookup(wanted)
+
     @property
     def fixed_ms(self) -> float:
         """Latency of the fixed parts (stem and head), ms."""
