@@ -43,7 +43,7 @@ import pandas as pd
 from profiler import __version__
 from pydantic import ValidationError
 
-from profiler.device import BACKEND_OPTIONS, DeviceConfig
+from profiler.device import BACKEND_OPTIONS, DeviceConfig, MeasurementPolicy
 from profiler.errors import StoreError
 from profiler.workload import Measurement, Workload
 
@@ -120,6 +120,10 @@ def device_identity(config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -
     try:  # defaults filled in, so `options: {}` and the same options spelled out are one identity
         config["options"] = BACKEND_OPTIONS[config["backend"]].model_validate(config.get("options", {})).model_dump(mode="json")
     except (KeyError, ValidationError):
+        pass
+    try:  # the same for the policy: a field added later reads as its default in a store made before it
+        config["measurement"] = MeasurementPolicy.model_validate(config.get("measurement", {})).model_dump(mode="json")
+    except ValidationError:
         pass
     flat: dict[str, str] = {}
     _flatten({**config, "fingerprint": dict(fingerprint)}, "", flat)

@@ -228,3 +228,16 @@ def test_evaluation_reports_the_split_half_repeat_of_the_test_networks():
 
     networks["round_medians_ms"] = None  # measured one after another: no rounds, no repeat row
     assert REPEAT_ROW not in evaluate_networks(entries, networks, calibration_networks=3, regressor_kind=None).rows
+
+
+def test_a_store_made_before_the_round_fields_keeps_its_device():
+    from profiler.store import device_identity
+
+    device = _device()
+    config = device.model_dump(mode="json", exclude_none=True)
+    old = {**config, "measurement": {key: value for key, value in config["measurement"].items()
+                                     if key not in {"interleave", "group_size", "round_runs", "min_rounds", "max_rounds",
+                                                    "canary_tolerance", "max_round_retries"}}}
+    assert device_identity(old, {"cpu": "x"}) == device_identity(config, {"cpu": "x"})
+    changed = {**config, "measurement": {**config["measurement"], "round_runs": 5}}
+    assert device_identity(changed, {"cpu": "x"}) != device_identity(config, {"cpu": "x"})
