@@ -233,7 +233,8 @@ def test_evaluation_reports_the_split_half_repeat_of_the_test_networks():
 def test_a_store_made_before_the_round_fields_keeps_its_device():
     from profiler.store import device_identity
 
-    device = _device()
+    device = DeviceConfig.model_validate({"name": "fake", "description": "a fake device on a fake clock",
+                                          "backend": "onnxruntime", "measurement": {"warmup_runs": 1}})
     config = device.model_dump(mode="json", exclude_none=True)
     old = {**config, "measurement": {key: value for key, value in config["measurement"].items()
                                      if key not in {"interleave", "group_size", "round_runs", "min_rounds", "max_rounds",
