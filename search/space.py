@@ -10,6 +10,7 @@
         .fixed_workloads() stem and head
         .sample(seed) / .make_arch(blocks) / .reference_archs() -> ArchSpec
         .network_workload(arch) -> the whole network as one Workload
+        .profiling_workloads(networks=N) -> all of the above that ``vidlat profile`` measures
 
 A stage's first layer takes the stage stride and channel change; the others keep the shape.
 """
@@ -189,6 +190,18 @@ class SearchSpace:
     def network_workload(self, arch: ArchSpec) -> Workload:
         """The whole network ``arch`` at the deployment shape (key ``net|<space>|<digest>``)."""
         return network_workload(arch)
+
+    def profiling_workloads(self, *, networks: int = 0, seed: int = 0) -> list[Workload]:
+        """What ``vidlat profile --space`` measures: every block workload, stem and head, and whole networks.
+
+        Whole networks: ``networks`` random archs (``sample(seed + i)``) and the reference archs, each
+        at the deployment shape, so predictors can be judged on them (none when ``networks`` is 0).
+        """
+        workloads = [item.workload for item in self.workloads()] + list(self.fixed_workloads())
+        if networks:
+            archs = [self.sample(seed + index) for index in range(networks)] + list(self.reference_archs().values())
+            workloads += [self.network_workload(arch) for arch in archs]
+        return workloads
 
 
 def resolve_arch(text: str | Path) -> ArchSpec:

@@ -2,8 +2,8 @@
 
 ::
 
-    --space S ──> space.workloads() + fixed_workloads() (+ --networks N sampled nets + reference archs)
-    --onnx F  ──> one workload, whole model and per node
+    --space S ──> space.profiling_workloads(networks=N): blocks, stem, head (+ N sampled nets + reference archs)
+    --onnx F  ──> onnx_file_workload(F): one workload, whole model and per node
                          │
                          v
     profile_workloads(backend, store, ...)  resumable: stored keys are skipped unless --remeasure
@@ -11,65 +11,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import click
-import onnx
 
 from profiler.backends import create_backend
 from profiler.catalog import resolve_device
-from profiler.device import DeviceConfig
-from profiler.errors import WorkloadError
+from profiler.onnx_file import onnx_file_workload
 from profiler.store import LatencyStore, default_store_path
 from profiler.sweep import profile_workloads
-from profiler.workload import Workload
-
-
-def space_workloads(space_name: str, *, networks: int = 0, seed: int = 0) -> list[Workload]:
-    """Every block workload of a space, its stem and head, and optionally whole networks.
-
-    Whole networks: ``networks`` random archs (``space.sample(seed + i)``) and the space's
-    reference archs, each at the deployment shape, so predictors can be judged on them.
-    """
-    from search.space import load_space
-
-    space = load_space(space_name)
-    workloads = [item.workload for item in space.workloads()] + list(space.fixed_workloads())
-    if networks:
-        archs = [space.sample(seed + index) for index in range(networks)] + list(space.reference_archs().values())
-        workloads += [space.network_workload(arch) for arch in archs]
-    return workloads
-
-
-def onnx_file_workload(path: str | Path) -> Workload:
-    """A workload of one ONNX file: key ``onnx|<stem>|<hash>``, inputs from the graph (dynamic dims as 1)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        model = onnx.load_from_string(data)
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot read the ONNX file ({exc.strerror or exc})") from None
-    except Exception as exc:
-        raise WorkloadError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    initializers = {item.name for item in model.graph.initializer}
-    inputs: dict[str, tuple[int, ...]] = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        if tensor.elem_type != onnx.TensorProto.FLOAT:
-            raise WorkloadError(f"{path}: input '{value.name}' is not float32; vidlat feeds float32 inputs")
-        inputs[value.name] = tuple(dim.dim_value if dim.dim_value > 0 else 1 for dim in tensor.shape.dim)
-    if not inputs:
-        raise WorkloadError(f"{path}: the model has no graph inputs to feed")
-    spec = {"op": "onnx", "file": path.name, "nodes": len(model.graph.node), "inputs": {k: list(v) for k, v in inputs.items()}}
-    return Workload(key=f"onnx|{path.stem}|{hashlib.sha256(data).hexdigest()[:12]}", onnx=data, inputs=inputs, spec=spec)
-
-
-def with_per_node(device: DeviceConfig) -> DeviceConfig:
-    """The same device with per-node times switched on."""
-    return device.model_copy(update={"measurement": device.measurement.model_copy(update={"per_node": True})})
 
 
 @click.command("profile")
@@ -104,9 +54,11 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
     if onnx_path is not None:
         workloads = [onnx_file_workload(onnx_path)]
     else:
-        workloads = space_workloads(space_name, networks=networks, seed=seed)
+        from search.space import load_space
+
+        workloads = load_space(space_name).profiling_workloads(networks=networks, seed=seed)
     if per_node or onnx_path is not None:
-        device = with_per_node(device)
+        device = device.with_per_node()
     backend = create_backend(device)
     path = Path(store_path) if store_path else default_store_path()
     try:
