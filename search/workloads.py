@@ -117,6 +117,12 @@ def network_workload(arch: ArchSpec) -> Workload:
     return _workload(key, lambda: build_model(arch), arch.input_shape, fields)
 
 
+def arch_workload(arch: ArchSpec, *, name: str = "") -> Workload:
+    """The whole network of ``arch`` exported once at its input shape (batch 1): key ``arch|<arch.name or name>``."""
+    onnx_bytes = module_to_onnx(build_model(arch), arch.input_shape)
+    return Workload(key=f"arch|{arch.name or name}", onnx=onnx_bytes, inputs={INPUT_NAME: (1, *arch.input_shape)})
+
+
 def stem_and_head(arch_like: Any, input_shape: Shape, last_shape: Shape) -> list[Workload]:
     """Stem at ``input_shape`` and head at ``last_shape`` for an object with ``stem``, ``head``, ``num_classes``."""
     stem = stem_workload(input_shape=input_shape, channels=arch_like.stem["channels"],
@@ -126,5 +132,5 @@ def stem_and_head(arch_like: Any, input_shape: Shape, last_shape: Shape) -> list
     return [stem, head]
 
 
-__all__ = ["arch_digest", "block_key", "block_workload", "head_workload", "network_workload", "seeded",
+__all__ = ["arch_digest", "arch_workload", "block_key", "block_workload", "head_workload", "network_workload", "seeded",
            "stem_and_head", "stem_workload"]
