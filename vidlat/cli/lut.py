@@ -17,9 +17,8 @@ import pandas as pd
 
 from profiler.catalog import resolve_device
 from profiler.errors import StoreError, VidlatError
-from profiler.store import STAT_COLUMNS, LatencyStore, default_store_path
+from profiler.store import LatencyStore, default_store_path
 
-FRONT = ["key", "layer", "block", "status", "reason", *STAT_COLUMNS, "measured_at"]
 SHOWN = ["layer", "block", "status", "median_ms", "p10_ms", "p90_ms", "runs", "contended", "key"]
 
 
@@ -27,23 +26,11 @@ class LutExportError(VidlatError):
     """The lookup table cannot be written where asked."""
 
 
-def lut_table(store: LatencyStore, device_name: str, space_name: str) -> pd.DataFrame:
-    """One row per (layer, candidate) of the space, plus stem/head at layer -1, with the latest stats."""
-    from predictors.lut import space_entries
+def _lut_table(store: LatencyStore, device_name: str, space_name: str) -> pd.DataFrame:
+    from predictors.lut import lut_table
     from search.space import load_space
 
-    entries = space_entries(load_space(space_name))
-    table = store.table(device_name, keys=list(entries["key"].unique()))
-    table = table.drop(columns=[column for column in entries.columns if column != "key"], errors="ignore")
-    spec_columns = [column for column in table.columns if column not in FRONT]
-    merged = entries.merge(table, on="key", how="left")
-    merged["status"] = merged["status"].fillna("missing")
-    merged["reason"] = merged["reason"].fillna("")
-    for column in spec_columns:  # spec keys of workloads never measured still come from the space
-        merged[column] = merged[column].where(merged[column].notna(), merged["spec"].map(lambda spec, c=column: spec.get(c)))
-    ordered = [*FRONT, *[c for c in spec_columns if c not in FRONT]]
-    merged = merged[[*ordered, "spec"]]
-    return merged.sort_values(["layer", "block"], kind="stable").reset_index(drop=True)
+    return lut_table(store, device_name, load_space(space_name))
 
 
 def _device_name(device: str, store: LatencyStore) -> str:
@@ -76,7 +63,7 @@ _store = click.option("--store", "store_path", type=click.Path(dir_okay=False), 
 def show(device: str, space_name: str, store_path: str | None) -> None:
     """Print the lookup table (main columns; `lut export` writes all of them)."""
     with _open_store(store_path) as store:
-        table = lut_table(store, _device_name(device, store), space_name)
+        table = _lut_table(store, _device_name(device, store), space_name)
     with pd.option_context("display.max_rows", None, "display.width", 200):
         click.echo(table[SHOWN].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     counts = table["status"].value_counts()
@@ -97,7 +84,7 @@ def export(device: str, space_name: str, store_path: str | None, out: str) -> No
         raise LutExportError(f"--out {out}: the file must end in {' or '.join(LUT_SUFFIXES)}")
     with _open_store(store_path) as store:
         name = _device_name(device, store)
-        table = lut_table(store, name, space_name)
+        table = _lut_table(store, name, space_name)
     write_lut_file(table, target)
     missing = int((table["status"] == "missing").sum())
     click.echo(f"wrote {len(table)} rows ({name}, space {space_name}) to {target}")
