@@ -172,6 +172,17 @@ class SearchSpace:
                         strides=[slot.stride for slot in self.layers], head=dict(self.head),
                         num_classes=self.num_classes, name=name)
 
+    def check_arch(self, arch: ArchSpec) -> list[str]:
+        """The arch's canonical layers, after checking it is an arch of this space at its deployment shape."""
+        expected = self.make_arch(arch.layers)
+        for name in ("input_shape", "channels", "strides", "stem", "head", "num_classes"):
+            if getattr(expected, name) != getattr(arch, name):
+                raise SearchSpaceError(
+                    f"arch's {name} {getattr(arch, name)} differs from space '{self.name}' ({getattr(expected, name)}); "
+                    "its latency tables are measured at the space's shapes"
+                )
+        return expected.layers
+
     def sample(self, seed: int) -> ArchSpec:
         """A uniformly random arch; the same seed gives the same arch."""
         rng = random.Random(seed)

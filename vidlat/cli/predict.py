@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import onnx
 
 from predictors import FittedPredictor, LUTPredictor, NetworkPredictor, evaluate_networks, fit_predictor, network_frame
 from predictors.errors import PredictorError
 from predictors.lut import CONTENDED_POLICIES, measured_entries, space_entries
 from predictors.fit import block_rows
+from predictors.persist import predictor_path
 from predictors.regressors import family_errors
 from profiler.backends import create_backend
 from profiler.catalog import resolve_device
@@ -61,11 +61,6 @@ def _device_in_store(name: str, store: LatencyStore) -> str:
     if device not in store.devices():
         raise StoreError(f"{store.path}: nothing measured on device '{device}'; devices here: {', '.join(store.devices()) or 'none'}")
     return device
-
-
-def predictor_path(store: LatencyStore, device: str, space: str) -> Path:
-    """Where ``vidlat fit`` saves the predictor of ``device`` and ``space``: beside the store."""
-    return store.path.parent / "predictors" / f"{device}--{Path(space).stem}.skops"
 
 
 def _measure_samples(store: LatencyStore, device_name: str, space: Any, count: int, seed: int) -> None:
@@ -114,7 +109,7 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
         fitted = fit_predictor(store.table(device), space_entries(space), device=device, space=space.name,
                                fingerprint=store.fingerprint(device), calibration_networks=calibration_networks,
                                contended=contended, seed=seed)
-        path = fitted.save(Path(out) if out else predictor_path(store, device, space_name))
+        path = fitted.save(Path(out) if out else predictor_path(store.path, device, space_name))
     scores = fitted.scores
     click.echo(f"{device} / {space.name}: {scores['training_blocks']} measured blocks, "
                f"validation on {scores['validation_size']} held-out blocks")
@@ -160,51 +155,18 @@ def evaluate(device_name: str, space_name: str, store_path: str | None, calibrat
     click.echo(f"wrote {paths['json'].parent}/ (evaluation.json, metrics.csv, predictions.csv, scatter.png)")
 
 
-def read_arch(path: str | Path) -> Any:
-    """An ``ArchSpec`` from a YAML/JSON arch file or from an exported vidlat ONNX model's metadata."""
-    from search.arch import ArchSpec, load_arch
-
-    path = Path(path)
-    if path.suffix != ".onnx":
-        return load_arch(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise PredictorError(f"{path}: cannot read the ONNX model ({type(exc).__name__})") from None
-    metadata = {prop.key: prop.value for prop in model.metadata_props}
-    if "vidlat.arch" not in metadata:
-        raise PredictorError(f"{path}: not an exported vidlat model (no 'vidlat.arch' metadata); export it with `vidlat export`")
-    try:
-        data = json.loads(metadata["vidlat.arch"])
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
-        raise PredictorError(f"{path}: its 'vidlat.arch' metadata is not an arch spec in JSON "
-                             f"({getattr(exc, 'msg', type(exc).__name__)}); re-export the model with `vidlat export`") from None
-    return ArchSpec.from_dict(data, source=f"{path} (metadata 'vidlat.arch')")
-
-
-def _check_fits(arch: Any, space: Any) -> list[str]:
-    """The arch's canonical layers, after checking it is an arch of ``space`` at its deployment shape."""
-    expected = space.make_arch(arch.layers)
-    for field in ("input_shape", "channels", "strides", "stem", "head", "num_classes"):
-        if getattr(expected, field) != getattr(arch, field):
-            raise PredictorError(
-                f"arch's {field} {getattr(arch, field)} differs from space '{space.name}' ({getattr(expected, field)}); "
-                "its latency tables are measured at the space's shapes"
-            )
-    return expected.layers
-
-
 def predict_arch(device_name: str, arch_path: str, *, space_name: str | None = None, store_path: str | None = None,
                  predictor_file: str | None = None) -> dict[str, Any]:
     """Per-block and total predicted latency of an arch file or exported model (the fitted predictor, else the table)."""
+    from search.export import read_arch
     from search.space import load_space
 
     arch = read_arch(arch_path)
     space = load_space(space_name or arch.space)
-    layers = _check_fits(arch, space)
+    layers = space.check_arch(arch)
     with _open_store(store_path) as store:
         device = _device_in_store(device_name, store)
-        path = Path(predictor_file) if predictor_file else predictor_path(store, device, space_name or arch.space)
+        path = Path(predictor_file) if predictor_file else predictor_path(store.path, device, space_name or arch.space)
         if path.is_file() or predictor_file:
             fitted = FittedPredictor.load(path, device=device, fingerprint=store.fingerprint(device))
             predictor, source = fitted.network_predictor(), f"fitted predictor {path}"

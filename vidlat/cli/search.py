@@ -43,9 +43,9 @@ def _calibration(store: LatencyStore, device: str, space_name: str):
     """The device's whole-network calibration from the predictor `vidlat fit` saved (as `vidlat predict` finds it),
     or None if there is none or it was fitted on other hardware (a note says so)."""
     from predictors import FittedPredictor, PredictorMismatchError
-    from vidlat.cli.predict import predictor_path
+    from predictors.persist import predictor_path
 
-    path = predictor_path(store, device, space_name)
+    path = predictor_path(store.path, device, space_name)
     if not path.is_file():
         return None
     try:
