@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import Field, PositiveInt, ValidationError
 
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, short_repr
 from profiler.workload import Workload
 from profiler.yaml_config import StrictConfig, describe_validation_error, first_error, parse_yaml, read_yaml
 from search.arch import ArchSpec, load_arch, stem_output_shape
