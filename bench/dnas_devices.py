@@ -54,7 +54,7 @@ def main() -> None:
                  done={f"train-{d}": out / f"train-{d}" / "train.json" for d in args.devices})
     space = load_space(args.space)
     rows = {}
-    from search.dnas import device_latency_table
+    from search.device_search import device_latency_table
 
     with LatencyStore(args.store) as store:
         tables = {device: device_latency_table(space, device=device, store=store) for device in args.devices}

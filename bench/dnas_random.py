@@ -21,7 +21,7 @@ from dnas_common import run_parallel
 
 from profiler.store import LatencyStore
 from search.arch import load_arch
-from search.dnas import device_latency_table
+from search.device_search import device_latency_table
 from search.space import load_space
 
 

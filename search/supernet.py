@@ -27,10 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from search.config import MODES
 from search.sharing import share_weights as share_weights_of
 
 Mode = Literal["soft", "hard"]
-MODES: tuple[str, ...] = ("soft", "hard")
 
 
 class MixedLayer(nn.Module):

@@ -97,7 +97,7 @@ def run(ctx: click.Context, device_name: str, space_name: str, data: str, networ
     ctx.invoke(profile, device_name=device_name, onnx_path=str(model_file), store_path=store, resume=False)
     seconds["measure"] = time.perf_counter() - begin
 
-    from vidlat.cli.profile import onnx_file_workload
+    from profiler.onnx_file import onnx_file_workload
 
     with LatencyStore(Path(store)) as latency_store:
         row = latency_store.table(device.name, keys=[onnx_file_workload(model_file).key]).iloc[0]

@@ -6,7 +6,7 @@
                           --fitted predictor (`vidlat fit`), if any--> calibration of predicted ms
     --data (moving-digits | folder) ------> clips at the proxy shape (C x frames x size x size)
         --> supernet --run_search (checkpoint per epoch, resumable)-->
-    --method dnas:      OUT/arch.yaml (argmax per layer)              search.dnas.search_device
+    --method dnas:      OUT/arch.yaml (argmax per layer)              search.device_search.search_device
     --method evolution: OUT/arch.yaml or arch-<T>ms.yaml per budget   search.evolution.evolve_device
     both: search_log.json, report.json, probabilities.png, latency.png, pareto.png
 
@@ -116,8 +116,9 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
     import torch.distributed as dist
 
     from search.data import load_data
-    from search.dnas import SearchConfig, device_latency_table, fbnet_unit_ms, search_device
-    from search.evolution import EvolutionConfig, check_budget, evolve_device
+    from search.config import EvolutionConfig, SearchConfig
+    from search.device_search import device_latency_table, search_device
+    from search.evolution import check_budget, evolve_device
     from search.pareto import PredictedLatency
     from search.space import load_space
 
@@ -158,7 +159,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
         epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode,
         loss="target" if method == "dnas" and target_ms is not None else "fbnet", alpha=alpha, beta=beta,  # --targets: FBNet
         target_ms=target_ms if method == "dnas" else None,
-        unit_ms=unit_ms or fbnet_unit_ms(table, fixed_ms),
+        unit_ms=unit_ms or None,
         latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
         arch_lr=arch_lr, sampling=sampling, seed=seed,
     )
