@@ -13,6 +13,7 @@ dataclasses (the click options never repeat a literal).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,10 @@ class SearchConfig:
             raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
         if self.temperature <= 0 or (self.unit_ms is not None and self.unit_ms <= 0) or self.batch_size < 1:
             raise SearchConfigError("temperature, unit_ms and batch_size must be positive")
+
+    def with_epochs(self, epochs: int) -> SearchConfig:
+        """The same search over ``epochs`` epochs, the warm-up cut to leave at least one search epoch."""
+        return dataclasses.replace(self, epochs=epochs, warmup_epochs=min(self.warmup_epochs, epochs - 1))
 
 
 @dataclass(frozen=True)

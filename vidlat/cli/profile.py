@@ -2,6 +2,7 @@
 
 ::
 
+    vidlat.api.profile:
     --space S ──> space.profiling_workloads(networks=N): blocks, stem, head (+ N sampled nets + reference archs)
     --onnx F  ──> onnx_file_workload(F): one workload, whole model and per node
                          │
@@ -11,15 +12,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from profiler.backends import create_backend
-from profiler.catalog import resolve_device
-from profiler.onnx_file import onnx_file_workload
-from profiler.store import LatencyStore, default_store_path
-from profiler.sweep import profile_workloads
+from profiler.store import LatencyStore
+from vidlat.cli.common import store_option
 
 
 @click.command("profile")
@@ -33,7 +29,7 @@ from profiler.sweep import profile_workloads
 @click.option("--networks", type=click.IntRange(min=0), default=0, show_default=True,
               help="also measure N random whole networks of the space plus its reference archs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed of the sampled networks")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
+@store_option
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
@@ -50,25 +46,19 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
         raise click.UsageError("give exactly one of --space S or --onnx F")
     if onnx_path is not None and networks:
         raise click.UsageError("--networks needs --space")
-    device = resolve_device(device_name)
-    if onnx_path is not None:
-        workloads = [onnx_file_workload(onnx_path)]
-    else:
-        from search.space import load_space
+    from vidlat import api
 
-        workloads = load_space(space_name).profiling_workloads(networks=networks, seed=seed)
-    if per_node or onnx_path is not None:
-        device = device.with_per_node()
-    backend = create_backend(device)
-    path = Path(store_path) if store_path else default_store_path()
-    try:
-        with LatencyStore(path) as store:
-            summary = profile_workloads(backend, store, workloads, remeasure=not resume, limit=limit, progress=not quiet)
-            click.echo(f"{summary}; store: {path}")
-            if onnx_path is not None:
-                _echo_onnx_result(store, device.name, workloads[0].key)
-    finally:
-        backend.close()
+    result = api.profile(device_name, space=space_name, onnx=onnx_path, networks=networks, seed=seed, limit=limit,
+                         remeasure=not resume, per_node=per_node, store=store_path, progress=not quiet)
+    echo_profile(result)
+
+
+def echo_profile(result) -> None:
+    """What `vidlat profile` prints of a ``vidlat.api.ProfileResult``: the sweep, and an ONNX model's times."""
+    click.echo(f"{result.summary}; store: {result.store}")
+    if result.keys and result.keys[0].startswith("onnx|"):
+        with LatencyStore(result.store, read_only=True) as store:
+            _echo_onnx_result(store, result.device, result.keys[0])
 
 
 TOP_NODES = 15

@@ -1,13 +1,11 @@
-"""``vidlat space``, ``vidlat arch`` and ``vidlat export``: search spaces, arch specs, verified ONNX."""
+"""``vidlat space`` and ``vidlat arch``: search spaces and arch specs."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 import yaml
 
-from profiler.errors import VidlatError
 
 
 def _shape(shape: tuple[int | str, ...]) -> str:
@@ -105,38 +103,4 @@ def show_arch(file: str) -> None:
     click.echo(f"total: {flops / 1e6:.2f} MFLOPs ({flops / 2e6:.2f} MMACs), {params:,} parameters")
 
 
-@click.command("export")
-@click.argument("arch_file", metavar="ARCH")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write; an existing file there is overwritten, missing folders are created")
-@click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True)
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
-              help="trained weights (a state_dict .pt from `vidlat train`); default: fresh initial weights")
-@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="extra metadata entry (repeatable)")
-def export(arch_file: str, out: str, opset: int, weights: str | None, meta: tuple[str, ...]) -> None:
-    """Export ARCH (a file or SPACE:REFERENCE) to ONNX, check it and compare ONNX Runtime with torch."""
-    from search.export import export_arch
-    from search.space import resolve_arch
-
-    metadata = {}
-    for entry in meta:
-        if "=" not in entry:
-            raise VidlatError(f"--meta '{entry}': expected KEY=VALUE")
-        key, value = entry.split("=", 1)
-        metadata[key] = value
-    spec = resolve_arch(arch_file)
-    model = None
-    if weights:
-        from search.train import load_weights
-
-        model = load_weights(spec, weights)
-        metadata.setdefault("vidlat.weights", Path(weights).name)
-    report = export_arch(spec, out, metadata=metadata, opset=opset, model=model)
-    click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
-    click.echo(f"input {_shape(report.input_shape)} -> output {_shape(report.output_shape)}")
-    click.echo("onnx.checker: ok")
-    click.echo(f"max abs diff ONNX Runtime vs torch (batch {report.batch_checked}): {report.max_abs_diff:.3g}")
-    click.echo(f"{report.macs * 2 / 1e6:.2f} MFLOPs, {report.params:,} parameters")
-    click.echo(f"metadata: {', '.join(sorted(report.metadata))}")
-
-
-__all__ = ["arch", "export", "space"]
+__all__ = ["arch", "space"]
