@@ -35,7 +35,8 @@ class MissingLatencyError(VidlatError):
     """The device's lookup table lacks some (layer, candidate) of the space."""
 
 
-def device_latency_table(space: SearchSpace, *, device: str, store: LatencyStore | None = None, lut_file: str | Path | None = None) -> tuple[list[list[float]], float]:
+def device_latency_table(space: SearchSpace, *, device: str, store: LatencyStore | None = None,
+                         lut_file: str | Path | None = None) -> tuple[list[list[float]], float]:
     """(latency_table, fixed_ms) of ``space`` on ``device`` from the store or a ``vidlat lut export`` file.
 
     ``latency_table[l][i]`` is the median ms of candidate i of layer l; ``fixed_ms`` is stem + head.

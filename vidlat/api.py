@@ -63,7 +63,8 @@ def _store_path(store: PathLike | None) -> Path:
     return Path(store) if store else default_store_path()
 
 
-def open_store(store: PathLike | None = None, *, read_only: bool = True, hint: str = "vidlat profile --device D --space S") -> LatencyStore:
+def open_store(store: PathLike | None = None, *, read_only: bool = True,
+               hint: str = "vidlat profile --device D --space S") -> LatencyStore:
     """The existing store at ``store``; a ``StoreError`` telling how to make one if there is none."""
     path = _store_path(store)
     if not path.is_file():
@@ -254,15 +255,16 @@ class LatencyPredictor:
     network: NetworkPredictor
 
     def predict(self, model: str | Path | ArchSpec | Sequence[str]) -> Prediction:
-        """Latency of ``model``: an arch file, an ONNX model exported by vidlat, an ``ArchSpec`` or the blocks
-        of every layer; it must be an arch of this space at its deployment shape."""
+        """Latency of ``model``: an arch file or ``SPACE:REFERENCE``, an ONNX model exported by vidlat, an
+        ``ArchSpec`` or the blocks of every layer; it must be an arch of this space at its deployment shape."""
         from search.arch import ArchSpec
         from search.export import read_arch
+        from search.space import resolve_arch
 
         if isinstance(model, ArchSpec):
             arch, name = model, model.name
         elif isinstance(model, str | Path):
-            arch = read_arch(model)
+            arch = read_arch(model) if str(model).endswith(".onnx") else resolve_arch(model)
             name = arch.name or Path(model).stem
         else:
             arch = self.space.make_arch(list(model))
@@ -462,11 +464,8 @@ class RunResult:
     files: dict[str, str]
 
     def summary(self) -> dict[str, Any]:
-        """What ``summary.json`` holds."""
-        data = dataclasses.asdict(self)
-        data.pop("measured_reason")
-        return {key: data[key] for key in ("device", "space", "data", "arch", "predicted_ms", "measured_ms",
-                                           "measured_status", "test_acc", "seconds", "files")}
+        """What ``summary.json`` holds: everything but ``measured_reason``."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "measured_reason"}
 
 
 def run(device: str = DEFAULT_DEVICE, *, space: str = "default", networks: int = RUN_NETWORKS,
@@ -482,11 +481,13 @@ def run(device: str = DEFAULT_DEVICE, *, space: str = "default", networks: int =
         latency in its metadata) -> profile(onnx): predicted vs measured; OUT/summary.json
 
     Search and training default to ``RUN_SEARCH_EPOCHS`` and ``RUN_TRAIN_EPOCHS`` epochs (the other knobs
-    as ``SearchConfig()``, ``TrainConfig()``). ``seed`` seeds every step; ``threads``: torch threads of search and training (profiling
-    keeps the device file's). ``on_start(title)`` and ``on_done(step, result)`` are called around each step.
+    as ``SearchConfig()``, ``TrainConfig()``). ``seed`` seeds every step; ``threads``: torch threads of
+    search and training (profiling keeps the device file's). ``on_start(title)`` and ``on_done(step,
+    result)`` are called around each step (``vidlat run`` prints them as the verbs do).
     """
     import torch
 
+    from predictors.fit import FitConfig
     from search.config import ClipConfig, SearchConfig, TrainConfig
 
     clips = clips or ClipConfig()
@@ -537,16 +538,9 @@ def run(device: str = DEFAULT_DEVICE, *, space: str = "default", networks: int =
     trained = step(3, with_threads(lambda: train(search_dir / "arch.yaml", clips=clips, config=train_config, out=train_dir,
                                                  progress=progress)))
     model_file = out_dir / "model.onnx"
-
-    def predict_and_export() -> ExportReport:
-        nonlocal prediction
-        prediction = load_latency_predictor(device, space=space, store=path).predict(trained.arch_file)
-        return export(trained.arch_file, out=model_file, weights=trained.weights,
-                      metadata={"vidlat.predicted_latency_ms": f"{prediction.total_ms:.4f}", "vidlat.device": config.name})
-
-    prediction: Prediction | None = None
-    step(4, predict_and_export)
-    assert prediction is not None
+    prediction = load_latency_predictor(device, space=space, store=path).predict(trained.arch_file)
+    metadata = {"vidlat.predicted_latency_ms": f"{prediction.total_ms:.4f}", "vidlat.device": config.name}
+    step(4, lambda: export(trained.arch_file, out=model_file, weights=trained.weights, metadata=metadata))
     measured = step(5, lambda: profile(device, onnx=model_file, store=path, remeasure=True, progress=progress))
     row = measured.table().iloc[0]
     result = RunResult(
@@ -561,6 +555,6 @@ def run(device: str = DEFAULT_DEVICE, *, space: str = "default", networks: int =
     return result
 
 
-__all__ = ["RUN_NETWORKS", "RUN_SEARCH_EPOCHS", "RUN_THREADS", "RUN_TRAIN_EPOCHS", "FitResult", "LatencyPredictor", "Prediction", "ProfileResult",
-           "RunResult", "SearchRun", "TrainRun", "evaluate", "export", "fit", "load_latency_predictor", "profile", "run",
-           "open_store", "search", "stored_device_name", "train"]
+__all__ = ["RUN_NETWORKS", "RUN_SEARCH_EPOCHS", "RUN_THREADS", "RUN_TRAIN_EPOCHS", "FitResult", "LatencyPredictor",
+           "Prediction", "ProfileResult", "RunResult", "SearchRun", "TrainRun", "evaluate", "export", "fit",
+           "load_latency_predictor", "open_store", "profile", "run", "search", "stored_device_name", "train"]
