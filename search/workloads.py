@@ -7,7 +7,10 @@
         --seed from the key--> module (same weights every time) --> ONNX (cached) + cost counts
         --> Workload(key, onnx, inputs={"input": (1, C, T, H, W)}, spec, builder)
 
-Weights are seeded from the key, so the same workload has the same ONNX bytes (and hash) in every
+``network_workload`` is a whole arch at the deployment shape (key ``net|<space>|<digest>``, what
+``vidlat profile --networks`` measures); ``arch_workload`` exports it once under its name for
+``vidlat simulate``, which stores nothing. Block, stem, head and network weights are seeded from
+the key, so the same workload has the same ONNX bytes (and hash) in every
 process. The spec carries what regressors learn from; absent options are 0 / "none".
 """
 
