@@ -123,7 +123,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
 
 def echo_search(result) -> None:
     """What `vidlat search` prints of a ``vidlat.api.SearchRun`` once it is done."""
-    if result.method == "evolution" or "archs" in result.report:
+    if "archs" in result.report:  # evolution, or dnas with --targets: one arch per budget
         _print_evolution(result.report, result.device, result.out_dir)
     else:
         _print_dnas(result.report, result.device, result.out_dir, chance=1.0 / result.num_classes)
