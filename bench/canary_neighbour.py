@@ -27,7 +27,7 @@ from profiler.backends import create_backend
 from profiler.backends.base import Prepared
 from profiler.catalog import resolve_device
 from profiler.rounds import canary_workload, time_in_rounds
-from vidlat.cli.profile import space_workloads
+from search.space import load_space
 
 NEIGHBOUR_MB = 256
 
@@ -76,7 +76,7 @@ def main() -> None:
     policy = device.measurement.model_copy(update={"min_rounds": args.rounds, "max_rounds": args.rounds, "max_round_retries": 0,
                                                    "max_runs": 100000, "max_seconds": 1e6})
     backend = create_backend(device)
-    blocks = [w for w in space_workloads(args.space) if w.spec.get("op") not in ("network",)][: args.workloads]
+    blocks = [w for w in load_space(args.space).profiling_workloads() if w.spec.get("op") not in ("network",)][: args.workloads]
     prepared = {w.key: backend.prepare(w) for w in blocks}
     canary = backend.prepare(canary_workload())
     assert all(isinstance(item, Prepared) for item in [*prepared.values(), canary])

@@ -24,10 +24,11 @@ import torch
 from data_temporal import FrameCNN, pair_accuracy, train_module
 
 from profiler.store import LatencyStore
+from search.config import TrainConfig
 from search.data import DEFAULT_DATA, GENERATED, load_data
-from search.dnas import device_latency_table
+from search.device_search import device_latency_table
 from search.space import load_space
-from search.train import TrainConfig, train_arch
+from search.train import train_arch
 
 
 def table_min_arch(space, table):

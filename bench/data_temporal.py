@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from search.data import MovingDigitsConfig, make_moving_digits
 from search.space import load_space
-from search.train import TrainConfig, channels_last_input, evaluate_accuracy, to_channels_last, train_arch
+from search.config import TrainConfig
+from search.train import channels_last_input, evaluate_accuracy, to_channels_last, train_arch
 
 
 class FrameCNN(nn.Module):

@@ -1,37 +1,53 @@
-"""Helpers shared by the DNAS benchmarks: run CLI jobs two at a time, measure whole networks.
+"""Helpers shared by the DNAS benchmarks: run library jobs two at a time, measure whole networks.
 
 ::
 
-    jobs (argv lists) --run_parallel(2 at a time)--> logs in OUT/*.log
+    jobs (name -> vidlat.api call) --run_parallel(N processes, one torch thread each)--> logs in OUT/*.log
     ArchSpec --space.network_workload--> Workload --device backend.measure--> median ms
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-VIDLAT = str(Path(sys.executable).parent / "vidlat")
+
+def _run_job(call: Callable[[], object], log_path: Path) -> bool:
+    """``call()`` in this worker with one torch thread, its output (and the library's log) into ``log_path``."""
+    import torch
+
+    from vidlat.cli.common import show_library_log
+
+    with open(log_path, "w") as log, redirect_stdout(log), redirect_stderr(log):
+        torch.set_num_threads(1)
+        torch.set_flush_denormal(True)
+        show_library_log()
+        try:
+            call()
+        except Exception:
+            traceback.print_exc()
+            return False
+    return True
 
 
-def run_parallel(jobs: dict[str, list[str]], *, workers: int, log_dir: Path, done: dict[str, Path] | None = None) -> None:
-    """Run every ``vidlat`` argv in ``jobs`` (name -> argv), ``workers`` at a time; stop on the first failure.
+def run_parallel(jobs: dict[str, Callable[[], object]], *, workers: int, log_dir: Path, done: dict[str, Path] | None = None) -> None:
+    """Run every library call in ``jobs`` (name -> picklable call, e.g. a ``functools.partial`` of
+    ``vidlat.api.search``), ``workers`` processes at a time; stop on the first failure.
 
     A job whose ``done[name]`` file exists already is skipped (re-running a bench only redoes what is missing).
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    jobs = {name: argv for name, argv in jobs.items() if not (done and name in done and done[name].is_file())}
-
-    def run(name: str) -> tuple[str, int]:
-        with open(log_dir / f"{name}.log", "w") as log:
-            return name, subprocess.run([VIDLAT, *jobs[name]], stdout=log, stderr=subprocess.STDOUT).returncode
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for name, code in pool.map(run, jobs):
-            if code != 0:
-                raise SystemExit(f"{name} failed (exit {code}); see {log_dir / (name + '.log')}")
+    jobs = {name: call for name, call in jobs.items() if not (done and name in done and done[name].is_file())}
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool inherited by fork
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {name: pool.submit(_run_job, call, log_dir / f"{name}.log") for name, call in jobs.items()}
+        for name, future in futures.items():
+            if not future.result():
+                raise SystemExit(f"{name} failed; see {log_dir / (name + '.log')}")
 
 
 def measure_network(space, arch, device_name: str) -> tuple[float, float | None]:

@@ -2,8 +2,8 @@
 
 ::
 
-    vidlat search --device A  ──> arch_A ─┐   measure whole network on A and B (deployment shape)
-    vidlat search --device B  ──> arch_B ─┴─> vidlat train each (same settings) ──> test accuracy
+    vidlat.api.search(A)  ──> arch_A ─┐   measure whole network on A and B (deployment shape)
+    vidlat.api.search(B)  ──> arch_B ─┴─> vidlat.api.train each (same settings) ──> test accuracy
 
 Prints the 2x2 latency table (measured median wall ms / thread CPU ms where the device reports it,
 and the lookup-table sum in brackets), each model's speed-up on its own device (by wall and CPU time), test accuracy and search wall / CPU time. The lookup tables must be in the store
@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from dnas_common import measure_network, run_parallel
 
 from profiler.store import LatencyStore
 from search.arch import load_arch
+from search.config import ClipConfig, SearchConfig, TrainConfig
+from search.device_search import device_latency_table
 from search.space import load_space
+from vidlat import api
 
 
 def main() -> None:
@@ -37,25 +41,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)
-    common = ["--space", args.space, "--train-clips", str(args.train_clips), "--seed", str(args.seed)]
+    clips = ClipConfig(train_clips=args.train_clips)
     searches = {
-        f"search-{device}": ["search", "--device", device, "--store", args.store, "--epochs", str(args.epochs),
-                             "--out", str(out / f"search-{device}"), *common]
+        f"search-{device}": partial(api.search, device, space=args.space, store=args.store, clips=clips,
+                                    config=SearchConfig(seed=args.seed).with_epochs(args.epochs), out=out / f"search-{device}")
         for device in args.devices
     }
     run_parallel(searches, workers=2, log_dir=out / "logs",
                  done={f"search-{d}": out / f"search-{d}" / "report.json" for d in args.devices})
     trains = {
-        f"train-{device}": ["train", str(out / f"search-{device}" / "arch.yaml"), "--epochs", str(args.train_epochs),
-                            "--out", str(out / f"train-{device}"), *[a for a in common if a not in ("--space", args.space)]]
+        f"train-{device}": partial(api.train, out / f"search-{device}" / "arch.yaml", clips=clips,
+                                   config=TrainConfig(epochs=args.train_epochs, seed=args.seed), out=out / f"train-{device}")
         for device in args.devices
     }
     run_parallel(trains, workers=2, log_dir=out / "logs",
                  done={f"train-{d}": out / f"train-{d}" / "train.json" for d in args.devices})
     space = load_space(args.space)
     rows = {}
-    from search.dnas import device_latency_table
-
     with LatencyStore(args.store) as store:
         tables = {device: device_latency_table(space, device=device, store=store) for device in args.devices}
     for found in args.devices:

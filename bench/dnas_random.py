@@ -2,8 +2,8 @@
 
 ::
 
-    vidlat search --device D --target-ms T            ──> DNAS arch ─┐
-    random archs of the space (seeds 0, 1, ...) whose lookup-table   ├─ vidlat train (same settings)
+    vidlat.api.search(D, target_ms=T)                  ──> DNAS arch ─┐
+    random archs of the space (seeds 0, 1, ...) whose lookup-table   ├─ vidlat.api.train (same settings)
     latency on D is in [band * T, T], the first N                  ──┘      ──> test accuracy
 
 The search and the random trainings run side by side (``--workers`` processes, one thread each).
@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from dnas_common import run_parallel
 
 from profiler.store import LatencyStore
 from search.arch import load_arch
-from search.dnas import device_latency_table
+from search.config import ClipConfig, SearchConfig, TrainConfig
+from search.device_search import device_latency_table
 from search.space import load_space
+from vidlat import api
 
 
 def main() -> None:
@@ -57,16 +60,15 @@ def main() -> None:
             picked.append(arch)
             if len(picked) == args.n:
                 break
-    common = ["--train-clips", str(args.train_clips), "--seed", str(args.seed)]
-    train = ["--epochs", str(args.train_epochs), *common]
-    jobs = {"search": ["search", "--device", args.device, "--space", args.space, "--store", args.store,
-                       "--target-ms", str(budget), "--epochs", str(args.epochs), "--out", str(out / "search"), *common]}
+    clips = ClipConfig(train_clips=args.train_clips)
+    train = partial(api.train, clips=clips, config=TrainConfig(epochs=args.train_epochs, seed=args.seed))
+    jobs = {"search": partial(api.search, args.device, space=args.space, store=args.store, target_ms=budget, clips=clips,
+                              config=SearchConfig(seed=args.seed).with_epochs(args.epochs), out=out / "search")}
     for arch in picked:
         arch.save(out / "random" / f"{arch.name}.yaml")
-        jobs[arch.name] = ["train", str(out / "random" / f"{arch.name}.yaml"), *train, "--out", str(out / "random" / arch.name)]
+        jobs[arch.name] = partial(train, out / "random" / f"{arch.name}.yaml", out=out / "random" / arch.name)
     run_parallel(jobs, workers=args.workers, log_dir=out / "logs")
-    run_parallel({"train-dnas": ["train", str(out / "search" / "arch.yaml"), *train, "--out", str(out / "train-dnas")]},
-                 workers=1, log_dir=out / "logs")
+    run_parallel({"train-dnas": partial(train, out / "search" / "arch.yaml", out=out / "train-dnas")}, workers=1, log_dir=out / "logs")
     found = load_arch(out / "search" / "arch.yaml")
     found_acc = json.loads((out / "train-dnas" / "train.json").read_text())["test_acc"]
     rows = [(arch.name, lut_ms(arch.layers), json.loads((out / "random" / arch.name / "train.json").read_text())["test_acc"])

@@ -27,7 +27,7 @@ from profiler.backends import create_backend
 from profiler.catalog import resolve_device
 from profiler.store import LatencyStore
 from profiler.sweep import profile_workloads
-from vidlat.cli.profile import space_workloads
+from search.space import load_space
 
 
 def one_pass(device, workloads, folder: Path, name: str):
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--sequential", action="store_true", help="time one workload after another (policy interleave off)")
     args = parser.parse_args()
 
-    workloads = list({w.key: w for w in space_workloads(args.space, networks=args.networks)}.values())
+    workloads = list({w.key: w for w in load_space(args.space).profiling_workloads(networks=args.networks)}.values())
     device = resolve_device(args.device)
     if args.sequential:
         device = device.model_copy(update={"measurement": device.measurement.model_copy(update={"interleave": False})})

@@ -36,13 +36,16 @@ from profiler.store import LatencyStore
 from search.arch import create_head, create_stem
 from search.blocks import create_block
 from search.data import DEFAULT_DATA, load_data
-from search.dnas import SearchConfig, budget_search, device_latency_table, fbnet_unit_ms, run_search, search_device
-from search.evolution import EvolutionConfig, evolve
+from search.config import EvolutionConfig, SearchConfig, TrainConfig
+from search.device_search import device_latency_table, search_device
+from search.dnas import budget_search, run_search
+from search.evolution import evolve
+from search.losses import fbnet_unit_ms
 from search.pareto import PredictedLatency, score_arch
 from search.scoring import SupernetScorer
 from search.space import load_space
 from search.supernet import MixedLayer, Supernet, create_supernet
-from search.train import TrainConfig, train_arch
+from search.train import train_arch
 
 TRAIN_CLIPS, FRAMES, SIZE, RANDOM_SEED0 = 1500, 8, 32, 1000
 

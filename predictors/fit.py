@@ -16,6 +16,7 @@ with the same seed never tests on a network the calibration saw.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -28,6 +29,22 @@ from predictors.persist import FittedPredictor
 from predictors.regressors import REGRESSORS, select_regressor
 
 NOT_BLOCKS = frozenset({"network", "onnx"})
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """What ``vidlat fit`` and ``vidlat evaluate`` share: calibration size, contended rows, seed.
+
+    ``calibration_networks``: measured whole networks the calibration is fitted on (the rest are the
+    test set of ``evaluate``); ``contended``: rows still flagged contended after the sweep's re-measures
+    use their thread CPU time (``cpu``), their wall time (``wall``), are dropped (``drop``), or every row
+    uses CPU time (``cpu-all``, a shared machine where nearly every run is contended); ``seed``: of the
+    calibration / test split.
+    """
+
+    calibration_networks: int = 10
+    contended: ContendedPolicy = "cpu"
+    seed: int = 0
 
 
 def block_rows(table: pd.DataFrame, *, contended: ContendedPolicy = "cpu") -> pd.DataFrame:

@@ -11,8 +11,8 @@
     -1     head                  head|...          0.15         -> total ms per arch (vectorised)
 
 Stem and head rows have ``layer`` -1. Entries come from the store (``from_store``), from a file
-written by ``vidlat lut export`` (``write_lut_file``; read back by ``read_lut_file``/``from_file``,
-CSV or Parquet) or from any DataFrame with the columns ``layer, block, key, median_ms`` (and
+written by ``vidlat lut export`` (``lut_table`` joins a space with the store, ``write_lut_file``
+writes it; read back by ``read_lut_file``/``from_file``, CSV or Parquet) or from any DataFrame with the columns ``layer, block, key, median_ms`` (and
 optionally ``spec``). A file is checked row by row: one ``PredictorError`` line names the file,
 the line and key, and what is allowed (an empty ``median_ms`` is a miss; a measured one is a
 finite number of milliseconds > 0; one row per (layer, block)). A workload without a measured
@@ -35,6 +35,7 @@ import pandas as pd
 from predictors.errors import LUTMissError, PredictorError
 from predictors.features import as_spec
 from profiler.errors import clip, short_repr
+from profiler.store import STAT_COLUMNS, LatencyStore
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("layer", "block", "key", "median_ms")
 FIXED_LAYER = -1
@@ -201,6 +202,28 @@ class LUTPredictor:
 
 
 # --------------------------------------------------------------------------- the file format
+#: the first columns of a lookup-table file (spec columns and ``spec`` follow)
+LUT_FRONT_COLUMNS: tuple[str, ...] = ("key", "layer", "block", "status", "reason", *STAT_COLUMNS, "measured_at")
+
+
+def lut_table(store: LatencyStore, device: str, space: Any) -> pd.DataFrame:
+    """What ``vidlat lut`` shows and writes: one row per (layer, candidate) of ``space``, plus stem and
+    head at layer -1, joined on the key with the store's latest stats on ``device`` (status ``missing``
+    where it holds none), then the spec columns and the spec dict."""
+    entries = space_entries(space)
+    table = store.table(device, keys=list(entries["key"].unique()))
+    table = table.drop(columns=[column for column in entries.columns if column != "key"], errors="ignore")
+    front = list(LUT_FRONT_COLUMNS)
+    spec_columns = [column for column in table.columns if column not in front]
+    merged = entries.merge(table, on="key", how="left")
+    merged["status"] = merged["status"].fillna("missing")
+    merged["reason"] = merged["reason"].fillna("")
+    for column in spec_columns:  # spec keys of workloads never measured still come from the space
+        merged[column] = merged[column].where(merged[column].notna(), merged["spec"].map(lambda spec, c=column: spec.get(c)))
+    merged = merged[[*front, *[c for c in spec_columns if c not in front], "spec"]]
+    return merged.sort_values(["layer", "block"], kind="stable").reset_index(drop=True)
+
+
 def write_lut_file(table: pd.DataFrame, path: str | Path) -> None:
     """Write ``table`` (rows of ``vidlat lut``, spec dicts in column ``spec``) as CSV or Parquet,
     creating missing folders and replacing an existing file; the spec becomes JSON text."""

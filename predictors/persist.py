@@ -67,6 +67,11 @@ TRUSTED_NODES: frozenset[tuple[str, str]] = frozenset({
 FINGERPRINT_FIELDS_IGNORED: frozenset[str] = frozenset({"vidlat", "python", "os"})
 
 
+def predictor_path(store_path: str | Path, device: str, space: str) -> Path:
+    """Where ``vidlat fit`` saves the predictor of ``device`` and ``space`` (a name or YAML path): beside the store."""
+    return Path(store_path).parent / "predictors" / f"{device}--{Path(space).stem}.skops"
+
+
 @dataclass
 class FittedPredictor:
     """Everything ``vidlat predict`` needs for one device and space."""

@@ -255,6 +255,10 @@ class DeviceConfig(StrictConfig):
         """The options validated against the backend's model (defaults filled in)."""
         return BACKEND_OPTIONS[self.backend].model_validate(self.options)
 
+    def with_per_node(self) -> "DeviceConfig":
+        """The same device with per-node times switched on."""
+        return self.model_copy(update={"measurement": self.measurement.model_copy(update={"per_node": True})})
+
 
 # --------------------------------------------------------------------------- loading
 def parse_device(data: Any, source: str = "<device>") -> DeviceConfig:

@@ -15,7 +15,7 @@ without it). No arch over the budget is ever scored or returned; a budget below 
 the space is an ``EvolutionConfigError``.
 
 ``evolve_device`` is what ``vidlat search --method evolution`` runs: it trains the supernet with
-``search.dnas.train_supernet`` under the same ``SearchConfig`` and checkpoint as ``--method dnas``
+``search.device_search.train_supernet`` under the same ``SearchConfig`` and checkpoint as ``--method dnas``
 (FBNet loss, budget-free), so one trained supernet serves both methods and every budget. Unlike SPOS,
 whose single paths are uniform throughout, the paths trained after ``warmup_epochs`` follow the
 architecture logits, so the shared weights fit the DNAS-preferred region best; the warm-up epochs are
@@ -34,40 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from predictors.network import Calibration
-from profiler.errors import VidlatError
 from search.data.clips import ClipSplits
-from search.dnas import LOG, SearchConfig, budget_search, train_supernet, write_report
+from search.checkpoint import LOG
+from search.config import EvolutionConfig, EvolutionConfigError, SearchConfig
+from search.device_search import train_supernet
+from search.dnas import budget_search
+from search.plots import plot_search_history
+from search.space import SearchSpace
 from search.pareto import PredictedLatency, ScoredArch, Scorer, score_arch, write_pareto
 from search.supernet import Supernet
-
-
-class EvolutionConfigError(VidlatError):
-    """An evolution setting is out of range, or a latency budget no arch of the space can meet."""
-
-
-@dataclass(frozen=True)
-class EvolutionConfig:
-    """Knobs of the evolution. Defaults: about 60 scored archs, 2 minutes on one core for the default
-    space with 300 val clips at 3x8x32x32 (one arch: one forward pass over the val clips, ~2 s)."""
-
-    population: int = 10
-    generations: int = 5
-    parents: int = 4
-    mutation_prob: float = 0.1
-    crossover_fraction: float = 0.5
-    max_tries: int = 50
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.population < 2 or self.generations < 0 or self.max_tries < 1:
-            raise EvolutionConfigError(f"need population >= 2, generations >= 0 and max_tries >= 1, got "
-                                       f"{self.population}, {self.generations} and {self.max_tries}")
-        if self.parents < 1:
-            raise EvolutionConfigError(f"parents (the top archs that breed) must be >= 1, got {self.parents}")
-        if not 0 < self.mutation_prob <= 1:
-            raise EvolutionConfigError(f"mutation_prob must be in (0, 1], got {self.mutation_prob}")
-        if not 0 <= self.crossover_fraction <= 1:
-            raise EvolutionConfigError(f"crossover_fraction must be in [0, 1], got {self.crossover_fraction}")
 
 
 @dataclass
@@ -169,7 +144,7 @@ def arch_file_name(target_ms: float, *, single: bool) -> str:
 
 
 def evolve_device(
-    space: Any,
+    space: SearchSpace,
     clips: ClipSplits,
     config: SearchConfig,
     *,
@@ -232,7 +207,7 @@ def evolve_device(
                      "generations": run.generations, "file": str(path)})
     evolution_seconds = time.perf_counter() - started
     title = f"{device} / {space.name}"
-    plots = write_report(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=title)
+    plots = plot_search_history(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=title)
     everything = list({a.path: a for run in runs for a in run.scored}.values())
     pareto = write_pareto(out_dir, space=space, supernet=supernet, scorer=scorer, scored=everything,
                           chosen={f"{t:g} ms": run.best for t, run in zip(targets_ms, runs)}, budgets_ms=targets_ms,
@@ -251,5 +226,5 @@ def evolve_device(
     return report
 
 
-__all__ = ["EvolutionConfig", "EvolutionConfigError", "EvolutionResult", "arch_file_name", "check_budget", "evolve",
+__all__ = ["EvolutionResult", "arch_file_name", "check_budget", "evolve",
            "evolve_device"]

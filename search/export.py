@@ -8,6 +8,7 @@
     ArchSpec --build_model--> module --module_to_onnx(dynamic batch)--> onnx.checker
              --> ONNX Runtime vs torch on a random input (max abs diff <= tolerance)
              --> metadata (vidlat.arch = the arch spec as JSON, plus caller's ``metadata``) --> file
+    file --read_arch--> ArchSpec (from vidlat.arch; a YAML/JSON arch file is loaded as it is)
 
 The legacy (TorchScript) exporter is used: torch 2.13's dynamo exporter took ~0.6 s per block
 against ~0.03 s. The disk cache lives in ``$VIDLAT_CACHE_DIR`` or the user cache dir.
@@ -33,10 +34,11 @@ import torch
 import torch.nn as nn
 from platformdirs import user_cache_dir
 
-from search.arch import ArchSpec, build_model
+from search.arch import ArchSpec, build_model, load_arch
 from search.errors import ExportError
 from search.flops import count_cost
 
+ARCH_METADATA = "vidlat.arch"  # the arch spec as JSON, in every exported model (read back by ``read_arch``)
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 18
@@ -146,6 +148,26 @@ def onnx_max_abs_diff(module: nn.Module, data: bytes, input_shape: tuple[int, ..
     return float(np.max(np.abs(got - want)))
 
 
+def read_arch(path: str | Path) -> ArchSpec:
+    """An ``ArchSpec`` from a YAML/JSON arch file or from the metadata ``export_arch`` wrote into an ONNX model."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        return load_arch(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ExportError(f"{path}: cannot read the ONNX model ({type(exc).__name__})") from None
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    if ARCH_METADATA not in metadata:
+        raise ExportError(f"{path}: not an exported vidlat model (no '{ARCH_METADATA}' metadata); export it with `vidlat export`")
+    try:
+        data = json.loads(metadata[ARCH_METADATA])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
+        raise ExportError(f"{path}: its '{ARCH_METADATA}' metadata is not an arch spec in JSON "
+                          f"({getattr(exc, 'msg', type(exc).__name__)}); re-export the model with `vidlat export`") from None
+    return ArchSpec.from_dict(data, source=f"{path} (metadata '{ARCH_METADATA}')")
+
+
 @dataclass(frozen=True)
 class ExportReport:
     """What ``export_arch`` wrote and how it checked out."""
@@ -177,7 +199,7 @@ def export_arch(arch: ArchSpec, out_path: str | Path, *, metadata: dict[str, Any
     module.eval()
     data = module_to_onnx(module, arch.input_shape, dynamic_batch=True, opset=opset)
     proto = onnx.load_from_string(data)
-    entries = {"vidlat.arch": json.dumps(arch.to_dict(), sort_keys=True),
+    entries = {ARCH_METADATA: json.dumps(arch.to_dict(), sort_keys=True),
                "vidlat.input_shape": "x".join(str(size) for size in arch.input_shape)}
     for key, value in (metadata or {}).items():
         entries[str(key)] = value if isinstance(value, str) else json.dumps(value)

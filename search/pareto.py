@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from predictors.errors import PredictorError
 from predictors.network import Calibration
 from search.supernet import Supernet
+
+if TYPE_CHECKING:
+    from search.space import SearchSpace
 
 Scorer = Callable[[Sequence[int]], float]
 
@@ -88,7 +91,7 @@ def score_arch(supernet: Supernet, scorer: Scorer, path: Sequence[int], *, laten
     return ScoredArch(path, blocks, latency(path), float(scorer(path)), origin)
 
 
-def landmark_archs(space: Any, supernet: Supernet, scorer: Scorer, *, latency: PredictedLatency,
+def landmark_archs(space: SearchSpace, supernet: Supernet, scorer: Scorer, *, latency: PredictedLatency,
                    random_archs: int = 6, seed: int = 0) -> list[ScoredArch]:
     """The space's reference archs and ``random_archs`` uniform samples (seeds seed .. seed+n-1), scored alike."""
     archs = [(f"reference {name}", arch.layers) for name, arch in space.reference_archs().items()]
@@ -143,7 +146,7 @@ def write_pareto_plot(path: str | Path, *, scored: Sequence[ScoredArch], landmar
     return path
 
 
-def write_pareto(out_dir: str | Path, *, space: Any, supernet: Supernet, scorer: Scorer, scored: Sequence[ScoredArch],
+def write_pareto(out_dir: str | Path, *, space: SearchSpace, supernet: Supernet, scorer: Scorer, scored: Sequence[ScoredArch],
                  chosen: Mapping[str, ScoredArch], latency: PredictedLatency, budgets_ms: Sequence[float] = (),
                  title: str = "", random_archs: int = 6, seed: int = 0) -> dict[str, Any]:
     """Score the landmarks, write ``OUT/pareto.png``; the report's part: front rows, landmark rows, scored rows, file."""

@@ -10,6 +10,7 @@
         .fixed_workloads() stem and head
         .sample(seed) / .make_arch(blocks) / .reference_archs() -> ArchSpec
         .network_workload(arch) -> the whole network as one Workload
+        .profiling_workloads(networks=N) -> all of the above that ``vidlat profile`` measures
 
 A stage's first layer takes the stage stride and channel change; the others keep the shape.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from pydantic import Field, PositiveInt, ValidationError
 
-from profiler.errors import VidlatError
+from profiler.errors import VidlatError, short_repr
 from profiler.workload import Workload
 from profiler.yaml_config import StrictConfig, describe_validation_error, first_error, parse_yaml, read_yaml
 from search.arch import ArchSpec, load_arch, stem_output_shape
@@ -171,6 +172,17 @@ class SearchSpace:
                         strides=[slot.stride for slot in self.layers], head=dict(self.head),
                         num_classes=self.num_classes, name=name)
 
+    def check_arch(self, arch: ArchSpec) -> list[str]:
+        """The arch's canonical layers, after checking it is an arch of this space at its deployment shape."""
+        expected = self.make_arch(arch.layers)
+        for name in ("input_shape", "channels", "strides", "stem", "head", "num_classes"):
+            if getattr(expected, name) != getattr(arch, name):
+                raise SearchSpaceError(
+                    f"arch's {name} {getattr(arch, name)} differs from space '{self.name}' ({getattr(expected, name)}); "
+                    "its latency tables are measured at the space's shapes"
+                )
+        return expected.layers
+
     def sample(self, seed: int) -> ArchSpec:
         """A uniformly random arch; the same seed gives the same arch."""
         rng = random.Random(seed)
@@ -189,6 +201,18 @@ class SearchSpace:
     def network_workload(self, arch: ArchSpec) -> Workload:
         """The whole network ``arch`` at the deployment shape (key ``net|<space>|<digest>``)."""
         return network_workload(arch)
+
+    def profiling_workloads(self, *, networks: int = 0, seed: int = 0) -> list[Workload]:
+        """What ``vidlat profile --space`` measures: every block workload, stem and head, and whole networks.
+
+        Whole networks: ``networks`` random archs (``sample(seed + i)``) and the reference archs, each
+        at the deployment shape, so predictors can be judged on them (none when ``networks`` is 0).
+        """
+        workloads = [item.workload for item in self.workloads()] + list(self.fixed_workloads())
+        if networks:
+            archs = [self.sample(seed + index) for index in range(networks)] + list(self.reference_archs().values())
+            workloads += [self.network_workload(arch) for arch in archs]
+        return workloads
 
 
 def resolve_arch(text: str | Path) -> ArchSpec:

@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from search.config import MODES
 from search.sharing import share_weights as share_weights_of
 
+if TYPE_CHECKING:
+    from search.arch import ArchSpec
+    from search.space import SearchSpace
+
 Mode = Literal["soft", "hard"]
-MODES: tuple[str, ...] = ("soft", "hard")
 
 
 class MixedLayer(nn.Module):
@@ -148,7 +152,7 @@ class Supernet(nn.Module):
 
 
 def create_supernet(
-    space: Any, *, latency_table: Sequence[Sequence[float]], fixed_ms: float, num_classes: int | None = None,
+    space: SearchSpace, *, latency_table: Sequence[Sequence[float]], fixed_ms: float, num_classes: int | None = None,
     share_weights: bool = True,
 ) -> Supernet:
     """The supernet of a ``search.space.SearchSpace`` with the latency of every (layer, candidate).
@@ -188,7 +192,7 @@ def create_supernet(
     return Supernet(stem=stem, layers=layers, head=head, fixed_ms=fixed_ms, anchor=anchor)
 
 
-def derived_arch(space: Any, supernet: Supernet, *, name: str = "", notes: dict[str, Any] | None = None) -> Any:
+def derived_arch(space: SearchSpace, supernet: Supernet, *, name: str = "", notes: dict[str, Any] | None = None) -> ArchSpec:
     """The ``search.arch.ArchSpec`` of the supernet's argmax candidates, with the supernet's class count."""
     arch = space.make_arch(supernet.derived(), name=name)
     return dataclasses.replace(arch, num_classes=supernet.head.classifier.out_features, notes=dict(notes or {}))

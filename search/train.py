@@ -24,19 +24,9 @@ import torch.nn.functional as F
 
 from profiler.progress import progress_bar
 from search.arch import ArchSpec, build_model
+from search.config import TrainConfig
 from search.data.clips import ClipSet, ClipSplits, DataError
 from search.errors import WeightsError
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser and schedule of a from-scratch training run."""
-
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
 
 
 @dataclass
@@ -186,4 +176,4 @@ def load_weights(arch: ArchSpec, path: str | Path) -> nn.Module:
     return model.eval()
 
 
-__all__ = ["TrainConfig", "TrainResult", "channels_last_input", "check_clip_channels", "evaluate_accuracy", "load_weights", "save_weights", "to_channels_last", "train_arch"]
+__all__ = ["TrainResult", "channels_last_input", "check_clip_channels", "evaluate_accuracy", "load_weights", "save_weights", "to_channels_last", "train_arch"]

@@ -7,7 +7,10 @@
         --seed from the key--> module (same weights every time) --> ONNX (cached) + cost counts
         --> Workload(key, onnx, inputs={"input": (1, C, T, H, W)}, spec, builder)
 
-Weights are seeded from the key, so the same workload has the same ONNX bytes (and hash) in every
+``network_workload`` is a whole arch at the deployment shape (key ``net|<space>|<digest>``, what
+``vidlat profile --networks`` measures); ``arch_workload`` exports it once under its name for
+``vidlat simulate``, which stores nothing. Block, stem, head and network weights are seeded from
+the key, so the same workload has the same ONNX bytes (and hash) in every
 process. The spec carries what regressors learn from; absent options are 0 / "none".
 """
 
@@ -117,6 +120,12 @@ def network_workload(arch: ArchSpec) -> Workload:
     return _workload(key, lambda: build_model(arch), arch.input_shape, fields)
 
 
+def arch_workload(arch: ArchSpec, *, name: str = "") -> Workload:
+    """The whole network of ``arch`` exported once at its input shape (batch 1): key ``arch|<arch.name or name>``."""
+    onnx_bytes = module_to_onnx(build_model(arch), arch.input_shape)
+    return Workload(key=f"arch|{arch.name or name}", onnx=onnx_bytes, inputs={INPUT_NAME: (1, *arch.input_shape)})
+
+
 def stem_and_head(arch_like: Any, input_shape: Shape, last_shape: Shape) -> list[Workload]:
     """Stem at ``input_shape`` and head at ``last_shape`` for an object with ``stem``, ``head``, ``num_classes``."""
     stem = stem_workload(input_shape=input_shape, channels=arch_like.stem["channels"],
@@ -126,5 +135,5 @@ def stem_and_head(arch_like: Any, input_shape: Shape, last_shape: Shape) -> list
     return [stem, head]
 
 
-__all__ = ["arch_digest", "block_key", "block_workload", "head_workload", "network_workload", "seeded",
+__all__ = ["arch_digest", "arch_workload", "block_key", "block_workload", "head_workload", "network_workload", "seeded",
            "stem_and_head", "stem_workload"]

@@ -10,18 +10,10 @@ import torch
 
 from search import dnas, scoring
 from search.data import ClipSet, MovingDigitsConfig, make_moving_digits
-from search.dnas import (
-    CHECKPOINT,
-    LOG,
-    SearchConfig,
-    SearchConfigError,
-    fbnet_loss,
-    fbnet_unit_ms,
-    run_search,
-    split_for_arch,
-    target_loss,
-    temperature_at,
-)
+from search.checkpoint import CHECKPOINT, LOG
+from search.config import SearchConfig, SearchConfigError
+from search.dnas import run_search, split_for_arch
+from search.losses import fbnet_loss, fbnet_unit_ms, target_loss, temperature_at
 from test_supernet import tiny_supernet
 
 

@@ -11,7 +11,8 @@ import torch.nn as nn
 from predictors.errors import PredictorError
 from predictors.network import Calibration
 from search.data import MovingDigitsConfig, make_moving_digits
-from search.evolution import EvolutionConfig, EvolutionConfigError, evolve
+from search.config import EvolutionConfig, EvolutionConfigError
+from search.evolution import evolve
 from search.pareto import PredictedLatency, ScoredArch, pareto_front, write_pareto
 from search.scoring import SupernetScorer
 from search.supernet import MixedLayer, Supernet
@@ -138,7 +139,7 @@ FAST = ["--space", "tiny", "--epochs", "1", "--warmup", "0", "--train-clips", "1
 
 
 def _table_min(lut) -> float:
-    from search.dnas import device_latency_table
+    from search.device_search import device_latency_table
     from search.space import load_space
 
     table, fixed = device_latency_table(load_space("tiny"), device="ort-cpu-1t", lut_file=lut)
@@ -190,7 +191,8 @@ def test_cli_dnas_targets_give_one_arch_per_budget_from_one_supernet(tmp_path):
 
 @pytest.mark.parametrize("mode", ["hard", "reinforce"])
 def test_budget_search_leaves_the_supernet_as_it_was_and_a_tight_budget_gives_a_faster_arch(mode):
-    from search.dnas import SearchConfig, budget_search
+    from search.config import SearchConfig
+    from search.dnas import budget_search
 
     data = make_moving_digits(MovingDigitsConfig(n_train=40, n_val=8, n_test=4, num_classes=4, channels=1, frames=4, size=16))
     net = tiny_supernet()

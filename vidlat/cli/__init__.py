@@ -1,4 +1,5 @@
-"""The ``vidlat`` command: one verb per step of the user's path (see docs/design.md).
+"""The ``vidlat`` command: one verb per step of the user's path, each a thin caller of ``vidlat.api``
+(see docs/design.md).
 
 Each verb group lives in its own module and is registered in ``COMMANDS``. Library code raises
 ``VidlatError``; here it becomes one line on stderr and exit code 2, never a traceback.
@@ -24,12 +25,12 @@ COMMANDS: list[tuple[str, str]] = [
     ("vidlat.cli.profile", "profile"),
     ("vidlat.cli.simulate", "simulate"),
     ("vidlat.cli.lut", "lut"),
-    ("vidlat.cli.predict", "fit"),
-    ("vidlat.cli.predict", "evaluate"),
+    ("vidlat.cli.fit", "fit"),
+    ("vidlat.cli.fit", "evaluate"),
     ("vidlat.cli.predict", "predict"),
     ("vidlat.cli.search", "search"),
     ("vidlat.cli.train", "train"),
-    ("vidlat.cli.space", "export"),
+    ("vidlat.cli.export", "export"),
     ("vidlat.cli.run", "run"),
 ]
 
@@ -124,6 +125,9 @@ def _command_path(ctx: click.Context, args: list[str]) -> str:
 @click.version_option(__version__, prog_name="vidlat")
 def cli() -> None:
     """Hardware-aware latency toolkit for video neural networks."""
+    from vidlat.cli.common import show_library_log
+
+    show_library_log()
 
 
 def main() -> None:

@@ -15,11 +15,9 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from profiler.catalog import resolve_device
-from profiler.errors import StoreError, VidlatError
-from profiler.store import STAT_COLUMNS, LatencyStore, default_store_path
+from profiler.errors import VidlatError
+from vidlat.cli.common import space_option, store_option
 
-FRONT = ["key", "layer", "block", "status", "reason", *STAT_COLUMNS, "measured_at"]
 SHOWN = ["layer", "block", "status", "median_ms", "p10_ms", "p90_ms", "runs", "contended", "key"]
 
 
@@ -27,36 +25,15 @@ class LutExportError(VidlatError):
     """The lookup table cannot be written where asked."""
 
 
-def lut_table(store: LatencyStore, device_name: str, space_name: str) -> pd.DataFrame:
-    """One row per (layer, candidate) of the space, plus stem/head at layer -1, with the latest stats."""
-    from predictors.lut import space_entries
+def _lut_table(device: str, space_name: str, store_path: str | None) -> tuple[str, pd.DataFrame]:
+    """(the device's name in the store, the table of ``predictors.lut.lut_table``)."""
+    from predictors.lut import lut_table
     from search.space import load_space
+    from vidlat.api import open_store, stored_device_name
 
-    entries = space_entries(load_space(space_name))
-    table = store.table(device_name, keys=list(entries["key"].unique()))
-    table = table.drop(columns=[column for column in entries.columns if column != "key"], errors="ignore")
-    spec_columns = [column for column in table.columns if column not in FRONT]
-    merged = entries.merge(table, on="key", how="left")
-    merged["status"] = merged["status"].fillna("missing")
-    merged["reason"] = merged["reason"].fillna("")
-    for column in spec_columns:  # spec keys of workloads never measured still come from the space
-        merged[column] = merged[column].where(merged[column].notna(), merged["spec"].map(lambda spec, c=column: spec.get(c)))
-    ordered = [*FRONT, *[c for c in spec_columns if c not in FRONT]]
-    merged = merged[[*ordered, "spec"]]
-    return merged.sort_values(["layer", "block"], kind="stable").reset_index(drop=True)
-
-
-def _device_name(device: str, store: LatencyStore) -> str:
-    if device in store.devices():
-        return device
-    return resolve_device(device).name
-
-
-def _open_store(store_path: str | None) -> LatencyStore:
-    path = Path(store_path) if store_path else default_store_path()
-    if not path.exists():
-        raise StoreError(f"{path}: no latency store here; run `vidlat profile --device D --space S` first or pass --store")
-    return LatencyStore(path, read_only=True)
+    with open_store(store_path) as store:
+        name = stored_device_name(store, device, required=False)
+        return name, lut_table(store, name, load_space(space_name))
 
 
 @click.group()
@@ -65,18 +42,15 @@ def lut() -> None:
 
 
 _device = click.option("--device", required=True, help="device name (shipped, in the store, or a .yaml path)")
-_space = click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
-_store = click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 
 
 @lut.command("show")
 @_device
-@_space
-@_store
+@space_option
+@store_option
 def show(device: str, space_name: str, store_path: str | None) -> None:
     """Print the lookup table (main columns; `lut export` writes all of them)."""
-    with _open_store(store_path) as store:
-        table = lut_table(store, _device_name(device, store), space_name)
+    _, table = _lut_table(device, space_name, store_path)
     with pd.option_context("display.max_rows", None, "display.width", 200):
         click.echo(table[SHOWN].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     counts = table["status"].value_counts()
@@ -85,8 +59,8 @@ def show(device: str, space_name: str, store_path: str | None) -> None:
 
 @lut.command("export")
 @_device
-@_space
-@_store
+@space_option
+@store_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="output file, .csv or .parquet (missing folders are created; an existing file is replaced)")
 def export(device: str, space_name: str, store_path: str | None, out: str) -> None:
     """Write the lookup table as CSV or Parquet (the spec dict as JSON in column `spec`)."""
@@ -95,9 +69,7 @@ def export(device: str, space_name: str, store_path: str | None, out: str) -> No
     target = Path(out)
     if target.suffix not in LUT_SUFFIXES:
         raise LutExportError(f"--out {out}: the file must end in {' or '.join(LUT_SUFFIXES)}")
-    with _open_store(store_path) as store:
-        name = _device_name(device, store)
-        table = lut_table(store, name, space_name)
+    name, table = _lut_table(device, space_name, store_path)
     write_lut_file(table, target)
     missing = int((table["status"] == "missing").sum())
     click.echo(f"wrote {len(table)} rows ({name}, space {space_name}) to {target}")

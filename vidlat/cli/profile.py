@@ -2,8 +2,9 @@
 
 ::
 
-    --space S ──> space.workloads() + fixed_workloads() (+ --networks N sampled nets + reference archs)
-    --onnx F  ──> one workload, whole model and per node
+    vidlat.api.profile:
+    --space S ──> space.profiling_workloads(networks=N): blocks, stem, head (+ N sampled nets + reference archs)
+    --onnx F  ──> onnx_file_workload(F): one workload, whole model and per node
                          │
                          v
     profile_workloads(backend, store, ...)  resumable: stored keys are skipped unless --remeasure
@@ -11,65 +12,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import click
-import onnx
 
-from profiler.backends import create_backend
-from profiler.catalog import resolve_device
-from profiler.device import DeviceConfig
-from profiler.errors import WorkloadError
-from profiler.store import LatencyStore, default_store_path
-from profiler.sweep import profile_workloads
-from profiler.workload import Workload
-
-
-def space_workloads(space_name: str, *, networks: int = 0, seed: int = 0) -> list[Workload]:
-    """Every block workload of a space, its stem and head, and optionally whole networks.
-
-    Whole networks: ``networks`` random archs (``space.sample(seed + i)``) and the space's
-    reference archs, each at the deployment shape, so predictors can be judged on them.
-    """
-    from search.space import load_space
-
-    space = load_space(space_name)
-    workloads = [item.workload for item in space.workloads()] + list(space.fixed_workloads())
-    if networks:
-        archs = [space.sample(seed + index) for index in range(networks)] + list(space.reference_archs().values())
-        workloads += [space.network_workload(arch) for arch in archs]
-    return workloads
-
-
-def onnx_file_workload(path: str | Path) -> Workload:
-    """A workload of one ONNX file: key ``onnx|<stem>|<hash>``, inputs from the graph (dynamic dims as 1)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        model = onnx.load_from_string(data)
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot read the ONNX file ({exc.strerror or exc})") from None
-    except Exception as exc:
-        raise WorkloadError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    initializers = {item.name for item in model.graph.initializer}
-    inputs: dict[str, tuple[int, ...]] = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        if tensor.elem_type != onnx.TensorProto.FLOAT:
-            raise WorkloadError(f"{path}: input '{value.name}' is not float32; vidlat feeds float32 inputs")
-        inputs[value.name] = tuple(dim.dim_value if dim.dim_value > 0 else 1 for dim in tensor.shape.dim)
-    if not inputs:
-        raise WorkloadError(f"{path}: the model has no graph inputs to feed")
-    spec = {"op": "onnx", "file": path.name, "nodes": len(model.graph.node), "inputs": {k: list(v) for k, v in inputs.items()}}
-    return Workload(key=f"onnx|{path.stem}|{hashlib.sha256(data).hexdigest()[:12]}", onnx=data, inputs=inputs, spec=spec)
-
-
-def with_per_node(device: DeviceConfig) -> DeviceConfig:
-    """The same device with per-node times switched on."""
-    return device.model_copy(update={"measurement": device.measurement.model_copy(update={"per_node": True})})
+from profiler.store import LatencyStore
+from vidlat.cli.common import store_option
 
 
 @click.command("profile")
@@ -83,7 +29,7 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 @click.option("--networks", type=click.IntRange(min=0), default=0, show_default=True,
               help="also measure N random whole networks of the space plus its reference archs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed of the sampled networks")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
+@store_option
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
@@ -100,23 +46,19 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
         raise click.UsageError("give exactly one of --space S or --onnx F")
     if onnx_path is not None and networks:
         raise click.UsageError("--networks needs --space")
-    device = resolve_device(device_name)
-    if onnx_path is not None:
-        workloads = [onnx_file_workload(onnx_path)]
-    else:
-        workloads = space_workloads(space_name, networks=networks, seed=seed)
-    if per_node or onnx_path is not None:
-        device = with_per_node(device)
-    backend = create_backend(device)
-    path = Path(store_path) if store_path else default_store_path()
-    try:
-        with LatencyStore(path) as store:
-            summary = profile_workloads(backend, store, workloads, remeasure=not resume, limit=limit, progress=not quiet)
-            click.echo(f"{summary}; store: {path}")
-            if onnx_path is not None:
-                _echo_onnx_result(store, device.name, workloads[0].key)
-    finally:
-        backend.close()
+    from vidlat import api
+
+    result = api.profile(device_name, space=space_name, onnx=onnx_path, networks=networks, seed=seed, limit=limit,
+                         remeasure=not resume, per_node=per_node, store=store_path, progress=not quiet)
+    echo_profile(result)
+
+
+def echo_profile(result) -> None:
+    """What `vidlat profile` prints of a ``vidlat.api.ProfileResult``: the sweep, and an ONNX model's times."""
+    click.echo(f"{result.summary}; store: {result.store}")
+    if result.keys and result.keys[0].startswith("onnx|"):
+        with LatencyStore(result.store, read_only=True) as store:
+            _echo_onnx_result(store, result.device, result.keys[0])
 
 
 TOP_NODES = 15

@@ -1,4 +1,4 @@
-"""``vidlat search``: device-aware search with a device's measured latency as the cost.
+"""``vidlat search``: device-aware search with a device's measured latency as the cost (``vidlat.api.search``).
 
 ::
 
@@ -6,7 +6,7 @@
                           --fitted predictor (`vidlat fit`), if any--> calibration of predicted ms
     --data (moving-digits | folder) ------> clips at the proxy shape (C x frames x size x size)
         --> supernet --run_search (checkpoint per epoch, resumable)-->
-    --method dnas:      OUT/arch.yaml (argmax per layer)              search.dnas.search_device
+    --method dnas:      OUT/arch.yaml (argmax per layer)              search.device_search.search_device
     --method evolution: OUT/arch.yaml or arch-<T>ms.yaml per budget   search.evolution.evolve_device
     both: search_log.json, report.json, probabilities.png, latency.png, pareto.png
 
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import click
 
-from search.data.names import DATA_HELP, DEFAULT_DATA
+from search.config import SAMPLINGS, SEARCH_MODES, ClipConfig, EvolutionConfig, SearchConfig
+from search.data.names import DATA_HELP
+from vidlat.cli.common import space_option, store_option
 
-from profiler.catalog import resolve_device
-from profiler.errors import StoreError
-from profiler.store import LatencyStore, default_store_path
+SEARCH, EVOLUTION, CLIPS = SearchConfig(), EvolutionConfig(), ClipConfig()
 
 
 def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> list[float] | None:
@@ -39,33 +39,10 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
     return targets
 
 
-def _calibration(store: LatencyStore, device: str, space_name: str):
-    """The device's whole-network calibration from the predictor `vidlat fit` saved (as `vidlat predict` finds it),
-    or None if there is none or it was fitted on other hardware (a note says so)."""
-    from predictors import FittedPredictor, PredictorMismatchError
-    from vidlat.cli.predict import predictor_path
-
-    path = predictor_path(store, device, space_name)
-    if not path.is_file():
-        return None
-    try:
-        return FittedPredictor.load(path, device=device, fingerprint=store.fingerprint(device)).calibration
-    except PredictorMismatchError as exc:
-        click.echo(f"note: no calibration, latency is the table sum: {exc}", err=True)
-        return None
-
-
-def _device_name(device: str, store_path: Path) -> str:
-    with LatencyStore(store_path, read_only=True) as store:
-        if device in store.devices():
-            return device
-    return resolve_device(device).name
-
-
 @click.command("search")
 @click.option("--device", required=True, help="device whose lookup table is the cost (shipped name, stored name or .yaml)")
-@click.option("--space", "space_name", default="default", show_default=True, help="search space name or YAML path")
-@click.option("--data", default=DEFAULT_DATA, show_default=True, help=DATA_HELP)
+@space_option
+@click.option("--data", default=CLIPS.data, show_default=True, help=DATA_HELP)
 @click.option("--method", type=click.Choice(["dnas", "evolution"]), default="dnas", show_default=True,
               help="dnas: FBNet/GDAS logits pick the arch; evolution: train the same supernet (FBNet loss), then evolve "
                    "archs scored by supernet val accuracy under a hard predicted-latency budget")
@@ -74,38 +51,38 @@ def _device_name(device: str, store_path: Path) -> str:
 @click.option("--targets", callback=_targets, default=None, metavar="MS,MS,...",
               help="one arch per budget from one trained supernet (arch-<T>ms.yaml each): evolution under each hard "
                    "budget, or dnas: fresh logits per budget trained with the target loss on the frozen supernet")
-@click.option("--population", type=click.IntRange(2), default=10, show_default=True, help="evolution: archs per generation")
-@click.option("--generations", type=click.IntRange(0), default=5, show_default=True, help="evolution: generations after the random one")
-@click.option("--mutation-prob", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+@click.option("--population", type=click.IntRange(2), default=EVOLUTION.population, show_default=True, help="evolution: archs per generation")
+@click.option("--generations", type=click.IntRange(0), default=EVOLUTION.generations, show_default=True, help="evolution: generations after the random one")
+@click.option("--mutation-prob", type=click.FloatRange(0, 1, min_open=True), default=EVOLUTION.mutation_prob, show_default=True,
               help="evolution: probability that a layer of a parent is re-drawn")
-@click.option("--crossover", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--crossover", type=click.FloatRange(0, 1), default=EVOLUTION.crossover_fraction, show_default=True,
               help="evolution: fraction of each generation made by crossover (the rest by mutation)")
-@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=SEARCH.epochs, show_default=True)
 @click.option("--extend", is_flag=True, help="continue a finished or partial search in OUT to a different (larger) --epochs")
-@click.option("--warmup", type=click.IntRange(0), default=2, show_default=True, help="weight-only epochs first")
-@click.option("--sampling", type=click.Choice(["sandwich", "uniform"]), default="sandwich", show_default=True,
+@click.option("--warmup", type=click.IntRange(0), default=SEARCH.warmup_epochs, show_default=True, help="weight-only epochs first")
+@click.option("--sampling", type=click.Choice(SAMPLINGS), default=SEARCH.sampling, show_default=True,
               help="weight steps: sandwich trains the space's reference arch beside the drawn path; uniform only the drawn path")
-@click.option("--mode", type=click.Choice(["hard", "soft", "reinforce"]), default="hard", show_default=True,
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default=SEARCH.mode, show_default=True,
               help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run; "
                    "reinforce: arch steps compare whole sampled paths (score function), weight steps as hard")
-@click.option("--alpha", type=float, default=0.2, show_default=True, help="FBNet loss alpha")
-@click.option("--beta", type=float, default=0.6, show_default=True, help="FBNet loss beta")
-@click.option("--unit-ms", type=float, default=None,
+@click.option("--alpha", type=float, default=SEARCH.alpha, show_default=True, help="FBNet loss alpha")
+@click.option("--beta", type=float, default=SEARCH.beta, show_default=True, help="FBNet loss beta")
+@click.option("--unit-ms", type=float, default=SEARCH.unit_ms,
               help="FBNet loss: LAT is measured in this unit [default: uniform supernet latency / 28, FBNet's phone regime]")
-@click.option("--latency-weight", type=float, default=2.0, show_default=True, help="target loss: weight of the relative excess")
-@click.option("--temperature", type=float, default=5.0, show_default=True, help="initial Gumbel-softmax temperature")
-@click.option("--temperature-decay", type=float, default=0.045, show_default=True, help="tau = tau0 * exp(-decay * epoch)")
-@click.option("--arch-lr", type=float, default=0.05, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--train-clips", type=click.IntRange(10), default=1500, show_default=True, help="moving-digits training clips")
-@click.option("--frames", type=click.IntRange(2), default=8, show_default=True, help="proxy clip length")
-@click.option("--size", type=click.IntRange(16), default=32, show_default=True, help="proxy clip height and width")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--latency-weight", type=float, default=SEARCH.latency_weight, show_default=True, help="target loss: weight of the relative excess")
+@click.option("--temperature", type=float, default=SEARCH.temperature, show_default=True, help="initial Gumbel-softmax temperature")
+@click.option("--temperature-decay", type=float, default=SEARCH.temperature_decay, show_default=True, help="tau = tau0 * exp(-decay * epoch)")
+@click.option("--arch-lr", type=float, default=SEARCH.arch_lr, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=SEARCH.batch_size, show_default=True)
+@click.option("--train-clips", type=click.IntRange(10), default=CLIPS.train_clips, show_default=True, help="moving-digits training clips")
+@click.option("--frames", type=click.IntRange(2), default=CLIPS.frames, show_default=True, help="proxy clip length")
+@click.option("--size", type=click.IntRange(16), default=CLIPS.size, show_default=True, help="proxy clip height and width")
+@click.option("--seed", type=int, default=SEARCH.seed, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch intra-op threads (per process)")
 @click.option("--lut", "lut_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="a `vidlat lut export` file instead of the store")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/search-<device>-<space>]")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
+@store_option
 def search(device: str, space_name: str, data: str, method: str, target_ms: float | None, targets: list[float] | None,
            population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, sampling: str, mode: str,
            alpha: float, beta: float, unit_ms: float | None, latency_weight: float, temperature: float, temperature_decay: float,
@@ -115,70 +92,41 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
     import torch
     import torch.distributed as dist
 
-    from search.data import load_data
-    from search.dnas import SearchConfig, device_latency_table, fbnet_unit_ms, search_device
-    from search.evolution import EvolutionConfig, check_budget, evolve_device
-    from search.pareto import PredictedLatency
-    from search.space import load_space
+    from vidlat import api
 
     if targets is not None and target_ms is not None:
         raise click.UsageError("give --targets T1,T2,... or --target-ms T, not both")
-    budgets = targets or ([target_ms] if target_ms is not None else [])
-    if method == "evolution" and not budgets:
+    if method == "evolution" and not (targets or target_ms is not None):
         raise click.UsageError("--method evolution needs a latency budget: --target-ms T or --targets T1,T2,...")
     evolution = EvolutionConfig(population=population, generations=generations, mutation_prob=mutation_prob,
                                 crossover_fraction=crossover, seed=seed)
-
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("gloo")
     rank = dist.get_rank() if distributed else 0
-    space = load_space(space_name)
-    calibration = None  # a lookup-table file carries no whole-network calibration
-    if lut_file is not None:
-        device_name = resolve_device(device).name if device.endswith((".yaml", ".yml")) else device
-        table, fixed_ms = device_latency_table(space, device=device_name, lut_file=lut_file)
-    else:
-        path = Path(store_path) if store_path else default_store_path()
-        if not path.is_file():
-            raise StoreError(f"{path}: no latency store here; run `vidlat profile --device {device} --space {space.name}` first or pass --store")
-        device_name = _device_name(device, path)
-        with LatencyStore(path, read_only=True) as store:
-            table, fixed_ms = device_latency_table(space, device=device_name, store=store)
-            calibration = _calibration(store, device_name, space_name)
-    for budget in budgets if method == "evolution" or targets else []:  # before the data and the training
-        check_budget(budget, PredictedLatency.of(table, fixed_ms, calibration))
-    out = Path(out_dir) if out_dir else Path("runs") / f"search-{device_name}-{space.name}"
-    classes = space.num_classes if space.num_classes in range(2, 11, 2) else 10
-    clips = load_data(data, channels=space.input_shape[0], frames=frames, size=size, seed=seed,
-                      n_train=train_clips, n_val=max(100, train_clips // 5), n_test=10, num_classes=classes)
     config = SearchConfig(
-        epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode,
-        loss="target" if method == "dnas" and target_ms is not None else "fbnet", alpha=alpha, beta=beta,  # --targets: FBNet
-        target_ms=target_ms if method == "dnas" else None,
-        unit_ms=unit_ms or fbnet_unit_ms(table, fixed_ms),
-        latency_weight=latency_weight, temperature=temperature, temperature_decay=temperature_decay,
-        arch_lr=arch_lr, sampling=sampling, seed=seed,
+        epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode, alpha=alpha, beta=beta,
+        unit_ms=unit_ms or None, latency_weight=latency_weight, temperature=temperature,
+        temperature_decay=temperature_decay, arch_lr=arch_lr, sampling=sampling, seed=seed,
     )
-    data_settings = {"data": data, "train_clips": train_clips, "frames": frames, "size": size}
-    if rank == 0:
-        click.echo(f"search on {device_name}, space {space.name} ({len(space.layers)} layers, {space.size():.2e} archs), "
-                   f"data {data} {clips.clip_shape} x {len(clips.train)} clips, {config.loss} loss, {mode} mode, {sampling} sampling, "
-                   f"method {method} -> {out}")
-    common = dict(latency_table=table, fixed_ms=fixed_ms, device=device_name, out_dir=out, calibration=calibration,
-                  data_name=data, data_settings=data_settings, extend=extend, progress=rank == 0)
-    if method == "evolution" or targets:
-        report = evolve_device(space, clips, config, targets_ms=budgets, evolution=evolution, method=method, **common)
-        if report is not None:
-            _print_evolution(report, device_name, out)
-    else:
-        report = search_device(space, clips, config, **common)
-        if report is not None:
-            _print_dnas(report, device_name, out, chance=1.0 / clips.num_classes)
+    clips = ClipConfig(data=data, train_clips=train_clips, frames=frames, size=size)
+    result = api.search(device, space=space_name, method=method, target_ms=target_ms, targets=targets, config=config,
+                        evolution=evolution, clips=clips, store=store_path, lut=lut_file, out=out_dir, extend=extend,
+                        progress=rank == 0)
+    if result is not None:
+        echo_search(result)
     if distributed:
         dist.destroy_process_group()
+
+
+def echo_search(result) -> None:
+    """What `vidlat search` prints of a ``vidlat.api.SearchRun`` once it is done."""
+    if "archs" in result.report:  # evolution, or dnas with --targets: one arch per budget
+        _print_evolution(result.report, result.device, result.out_dir)
+    else:
+        _print_dnas(result.report, result.device, result.out_dir, chance=1.0 / result.num_classes)
 
 
 def _calibrated(report: dict) -> str:

@@ -2,9 +2,8 @@
 
 ::
 
-    MODEL.onnx ─────────────────────────────────────────────────────────────────┐
-    ARCH.yaml / SPACE:REFERENCE ──> resolve_arch ──> build_model ──> module_to_onnx ┴──> Simulator(device)
-                                                                                          ──> table + total
+    MODEL.onnx ──onnx_file_workload─────────────────────────────┐
+    ARCH.yaml / SPACE:REFERENCE ──resolve_arch──> arch_workload ┴──> Simulator(device) ──> table + total
 """
 
 from __future__ import annotations
@@ -15,21 +14,9 @@ import click
 
 from profiler.catalog import resolve_device
 from profiler.errors import WorkloadError
+from profiler.onnx_file import onnx_file_workload
 from profiler.simulators import SimulationReport, Simulator
 from profiler.workload import Workload
-from vidlat.cli.profile import onnx_file_workload
-
-
-def arch_workload(arch_text: str) -> Workload:
-    """The whole network of an arch file (or ``SPACE:REFERENCE``), exported at its input shape (batch 1)."""
-    from search.arch import build_model
-    from search.export import INPUT_NAME, module_to_onnx
-    from search.space import resolve_arch
-
-    arch = resolve_arch(arch_text)
-    onnx_bytes = module_to_onnx(build_model(arch), arch.input_shape)
-    return Workload(key=f"arch|{arch.name or Path(arch_text).stem}", onnx=onnx_bytes,
-                    inputs={INPUT_NAME: (1, *arch.input_shape)})
 
 
 def format_report(report: SimulationReport, *, show_all: bool = False) -> list[str]:
@@ -68,6 +55,13 @@ def format_report(report: SimulationReport, *, show_all: bool = False) -> list[s
     return lines
 
 
+def _arch_workload(arch_text: str) -> Workload:
+    from search.space import resolve_arch
+    from search.workloads import arch_workload
+
+    return arch_workload(resolve_arch(arch_text), name=Path(arch_text).stem)
+
+
 @click.command("simulate")
 @click.option("--device", "-d", required=True, help="a simulated device (fpga-zcu102-sim, fpga-z7020-sim, npu-systolic32-sim) or its YAML")
 @click.option("--all", "show_all", is_flag=True, help="also list nodes that cost nothing (fused, reshapes)")
@@ -78,7 +72,7 @@ def simulate(device: str, show_all: bool, model: str) -> None:
     config = resolve_device(device)
     if config.backend != "simulator":
         raise WorkloadError(f"device '{config.name}' has backend '{config.backend}'; vidlat simulate needs a simulator device (vidlat profile measures the others)")
-    workload = onnx_file_workload(model) if model.lower().endswith(".onnx") else arch_workload(model)
+    workload = onnx_file_workload(model) if model.lower().endswith(".onnx") else _arch_workload(model)
     report = Simulator(config).simulate_onnx(workload.onnx, workload.inputs)
     for line in format_report(report, show_all=show_all):
         click.echo(line)

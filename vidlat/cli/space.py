@@ -1,13 +1,11 @@
-"""``vidlat space``, ``vidlat arch`` and ``vidlat export``: search spaces, arch specs, verified ONNX."""
+"""``vidlat space`` and ``vidlat arch``: search spaces and arch specs."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 import yaml
 
-from profiler.errors import VidlatError
 
 
 def _shape(shape: tuple[int | str, ...]) -> str:
@@ -89,63 +87,20 @@ def arch() -> None:
 @click.argument("file")
 def show_arch(file: str) -> None:
     """Per-layer shapes, FLOPs and parameters, and totals (FILE or SPACE:REFERENCE, e.g. default:x3d-xs)."""
-    from search.arch import build_model, stem_output_shape
-    from search.blocks import output_shape
-    from search.flops import count_cost
+    from search.flops import layer_costs
     from search.space import resolve_arch
 
     spec = resolve_arch(file)
-    model = build_model(spec)
     click.echo(f"arch {spec.name or file} (space {spec.space}), input {_shape(spec.input_shape)}, "
                f"{spec.num_classes} classes")
     click.echo(f"{'layer':>5}  {'block':<18} {'input':<14} {'output':<14} {'s':>3} {'MFLOPs':>9} {'params':>9}")
-    stem_shape = stem_output_shape(spec.input_shape, spec.stem["channels"])
-    rows = [("stem", "stem", spec.input_shape, stem_shape, (1, 2, 2), count_cost(model.stem, (1, *spec.input_shape)))]
-    for index, ((shape, out, stride), module) in enumerate(zip(spec.layer_shapes(), model.layers)):
-        rows.append((str(index), spec.layers[index], shape, output_shape(shape, out_channels=out, stride=stride),
-                     stride, count_cost(module, (1, *shape))))
-    last = rows[-1][3]
-    rows.append(("head", "head", last, (spec.num_classes,), (1, 1, 1), count_cost(model.head, (1, *last))))
-    for name, block, shape, out_shape, stride, cost in rows:
-        click.echo(f"{name:>5}  {block:<18} {_shape(shape):<14} {_shape(out_shape):<14} {_stride(stride):>3} "
-                   f"{cost.flops / 1e6:>9.2f} {cost.params:>9,}")
-    flops = sum(row[5].flops for row in rows)
-    params = sum(row[5].params for row in rows)
+    rows = layer_costs(spec)
+    for row in rows:
+        click.echo(f"{row.name:>5}  {row.block:<18} {_shape(row.input_shape):<14} {_shape(row.output_shape):<14} "
+                   f"{_stride(row.stride):>3} {row.cost.flops / 1e6:>9.2f} {row.cost.params:>9,}")
+    flops = sum(row.cost.flops for row in rows)
+    params = sum(row.cost.params for row in rows)
     click.echo(f"total: {flops / 1e6:.2f} MFLOPs ({flops / 2e6:.2f} MMACs), {params:,} parameters")
 
 
-@click.command("export")
-@click.argument("arch_file", metavar="ARCH")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="ONNX file to write; an existing file there is overwritten, missing folders are created")
-@click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True)
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
-              help="trained weights (a state_dict .pt from `vidlat train`); default: fresh initial weights")
-@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="extra metadata entry (repeatable)")
-def export(arch_file: str, out: str, opset: int, weights: str | None, meta: tuple[str, ...]) -> None:
-    """Export ARCH (a file or SPACE:REFERENCE) to ONNX, check it and compare ONNX Runtime with torch."""
-    from search.export import export_arch
-    from search.space import resolve_arch
-
-    metadata = {}
-    for entry in meta:
-        if "=" not in entry:
-            raise VidlatError(f"--meta '{entry}': expected KEY=VALUE")
-        key, value = entry.split("=", 1)
-        metadata[key] = value
-    spec = resolve_arch(arch_file)
-    model = None
-    if weights:
-        from search.train import load_weights
-
-        model = load_weights(spec, weights)
-        metadata.setdefault("vidlat.weights", Path(weights).name)
-    report = export_arch(spec, out, metadata=metadata, opset=opset, model=model)
-    click.echo(f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset})")
-    click.echo(f"input {_shape(report.input_shape)} -> output {_shape(report.output_shape)}")
-    click.echo("onnx.checker: ok")
-    click.echo(f"max abs diff ONNX Runtime vs torch (batch {report.batch_checked}): {report.max_abs_diff:.3g}")
-    click.echo(f"{report.macs * 2 / 1e6:.2f} MFLOPs, {report.params:,} parameters")
-    click.echo(f"metadata: {', '.join(sorted(report.metadata))}")
-
-
-__all__ = ["arch", "export", "space"]
+__all__ = ["arch", "space"]

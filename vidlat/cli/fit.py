@@ -1,0 +1,105 @@
+"""``vidlat fit`` and ``vidlat evaluate``: latency predictors from the store (``vidlat.api.fit``, ``evaluate``).
+
+::
+
+    store (device) + space ──fit──────> <store dir>/predictors/<device>--<space>.skops
+                           ──evaluate─> table of acc5/acc10/MAPE/RMSE/Kendall/Spearman per predictor
+                                        + evaluation.json, metrics.csv, predictions.csv, scatter.png
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from predictors.fit import FitConfig
+from predictors.lut import CONTENDED_POLICIES
+from vidlat.cli.common import space_option, store_option, stored_device_option
+
+DEFAULTS = FitConfig()
+
+_seed = click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True, help="seed of the calibration / test split")
+_contended = click.option("--contended", type=click.Choice(CONTENDED_POLICIES), default=DEFAULTS.contended, show_default=True,
+                          help="rows still flagged contended after the sweep's re-measures: use their thread CPU time "
+                               "(one-thread CPU runtimes), their wall time, or drop them; cpu-all: CPU time for every row "
+                               "(a shared machine where nearly every run is contended)")
+_calib = click.option("--calibration-networks", type=click.IntRange(0, 10), default=DEFAULTS.calibration_networks,
+                      show_default=True, help="measured networks used to fit the calibration (the rest are the test set)")
+
+
+def _fit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `vidlat fit` and `vidlat evaluate` share: device, space, store, calibration, seed, contended."""
+    for option in (_contended, _seed, _calib, store_option, space_option, stored_device_option):
+        command = option(command)
+    return command
+
+
+def _format_scores(scores: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'regressor':<10}{'acc5':>9}{'acc10':>9}{'MAPE %':>9}{'Kendall':>9}"]
+    for kind, metrics in scores.items():
+        lines.append(f"{kind:<10}{100 * metrics['acc5']:>8.1f}%{100 * metrics['acc10']:>8.1f}%{metrics['mape']:>9.2f}{metrics['kendall']:>9.3f}")
+    return "\n".join(lines)
+
+
+def echo_fit(result: Any) -> None:
+    """What `vidlat fit` prints of a ``vidlat.api.FitResult``."""
+    if result.family_errors:
+        click.echo("regressor error per family (out-of-fold MAPE %): "
+                   + ", ".join(f"{k} {v:.1f}" for k, v in sorted(result.family_errors.items())))
+    if result.sampled is not None:
+        click.echo(f"sampled blocks: {result.sampled}")
+    fitted = result.predictor
+    scores = fitted.scores
+    click.echo(f"{fitted.device} / {fitted.space}: {scores['training_blocks']} measured blocks, "
+               f"validation on {scores['validation_size']} held-out blocks")
+    if scores["validation"]:
+        click.echo(_format_scores(scores["validation"]))
+        click.echo(f"kept: {scores['regressor']}")
+    c = fitted.calibration
+    click.echo(f"calibration: {c.kind} (x{c.scale:.4f} {c.offset_ms:+.3f} ms) on {c.networks} measured networks")
+    misses = int((fitted.entries["median_ms"].isna()).sum())
+    if misses:
+        how = f"predicted by the {fitted.regressor.kind} regressor" if fitted.regressor else "misses (no regressor: too few blocks)"
+        click.echo(f"note: {misses} table entries are not measured: {how}; measure them with `vidlat profile`")
+    click.echo(f"saved {result.path}")
+
+
+@click.command("fit")
+@_fit_options
+@click.option("--out", type=click.Path(dir_okay=False), help="predictor file [default: beside the store, predictors/<device>--<space>.skops]")
+@click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
+              help="first measure N extra block configurations around the space (more where the regressor errs most)")
+def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, contended: str,
+        out: str | None, sample: int) -> None:
+    """Fit the latency regressors and the whole-network calibration of a device and space."""
+    from vidlat import api
+
+    config = FitConfig(calibration_networks=calibration_networks, contended=contended, seed=seed)
+    echo_fit(api.fit(device_name, space=space_name, store=store_path, out=out, config=config, sample=sample))
+
+
+@click.command("evaluate")
+@_fit_options
+@click.option("--regressor", type=click.Choice(["gbm", "rf", "linear", "additive", "none"]), default="gbm", show_default=True,
+              help="model family of the regressor-only row ('none' skips the row)")
+@click.option("--out", type=click.Path(file_okay=False), help="folder for evaluation.json, metrics.csv, predictions.csv, scatter.png "
+              "[default: ./vidlat-evaluate/<device>--<space>]")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+def evaluate(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int,
+             contended: str, regressor: str, out: str | None, as_json: bool) -> None:
+    """Judge the predictors on measured whole networks they were not fitted on."""
+    from vidlat import api
+
+    config = FitConfig(calibration_networks=calibration_networks, contended=contended, seed=seed)
+    report = api.evaluate(device_name, space=space_name, store=store_path, config=config,
+                          regressor=None if regressor == "none" else regressor)
+    paths = report.save(Path(out) if out else Path("vidlat-evaluate") / f"{report.device}--{Path(space_name).stem}")
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "files": {k: str(v) for k, v in paths.items()}}, indent=2))
+        return
+    click.echo(report.table_text())
+    click.echo(f"wrote {paths['json'].parent}/ (evaluation.json, metrics.csv, predictions.csv, scatter.png)")
