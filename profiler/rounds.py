@@ -46,7 +46,6 @@ Clock = Callable[[], int]
 
 def canary_workload() -> Workload:
     """The fixed reference workload: Conv3d 16->16, 3x3x3, on 1x16x4x28x28, then ReLU (about 2 ms on one CPU core)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     weight = np.random.default_rng(0).standard_normal((16, 16, 3, 3, 3), dtype=np.float32) * 0.1
