@@ -59,16 +59,3 @@ def test_the_link_checker_sees_a_broken_link(tmp_path):
 def test_readme_is_a_front_page():
     size = (ROOT / "README.md").stat().st_size
     assert size < README_MAX_BYTES, f"README.md is {size} bytes; keep it under {README_MAX_BYTES} and move detail to docs/"
-
-
-@pytest.mark.slow
-def test_readme_python_quick_start_runs(tmp_path, monkeypatch, capsys):
-    """The README's Python block, as written, in an empty folder (its store and model land there)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Python quick start", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("VIDLAT_CACHE_DIR", str(tmp_path / "cache"))
-    exec(compile(code, "README.md quick start", "exec"), {"__name__": "__quick_start__"})
-    assert "ms predicted on ort-cpu-1t" in capsys.readouterr().out
-    assert (tmp_path / "latency.sqlite").stat().st_size > 0 and (tmp_path / "model.onnx").stat().st_size > 0

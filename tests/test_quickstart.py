@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: pages whose ```python blocks are the quick start (the README carries the same block)
+#: the page whose ```python blocks are the quick start; the README carries the same block
 PAGES: tuple[str, ...] = ("docs/python-api.md",)
+
+
+def python_blocks_of(text: str) -> list[str]:
+    """The ```python fenced blocks of Markdown text, in order."""
+    return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
 
 
 def python_blocks(page: Path) -> list[str]:
     """The ```python fenced blocks of a Markdown page, in order."""
-    return re.findall(r"^```python\n(.*?)^```$", page.read_text(), flags=re.S | re.M)
+    return python_blocks_of(page.read_text())
 
 
 @pytest.mark.slow
@@ -32,3 +37,8 @@ def test_quick_start_runs(page, tmp_path, monkeypatch, capsys):
     assert all(value >= 0 for value in printed), printed
     assert (tmp_path / "latency.sqlite").is_file() and (tmp_path / "model.onnx").is_file()
     assert (tmp_path / "predictors" / "fpga-zcu102-sim--tiny.skops").is_file()
+
+
+def test_the_readme_carries_the_same_quick_start():
+    readme = (ROOT / "README.md").read_text().split("## Python quick start", 1)[1].split("\n## ", 1)[0]
+    assert python_blocks_of(readme) == python_blocks(ROOT / PAGES[0])
