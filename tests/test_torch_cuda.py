@@ -163,11 +163,14 @@ def test_new_options_and_the_gpu_are_part_of_the_identity(fake_cuda, tmp_path):
             store.register_device(fp16.device, fp16.fingerprint())
 
 
-def test_a_cpu_torch_device_keeps_the_identity_it_had_before_the_gpu_options():
-    device = resolve_device("torch-cpu-1t")
-    identity = device_identity(device.model_dump(mode="json"), {})
-    assert {key for key in identity if key.startswith("options.")} == {"options.threads", "options.mode"}
-    assert "options.dtype" in device_identity({**device.model_dump(mode="json"), "options": {"dtype": "bf16"}}, {})
+def test_a_torch_device_stored_before_the_gpu_options_keeps_its_identity():
+    """A store recomputes identities from the stored config with today's defaults: the old options of a CPU
+    torch device are the new ones at their defaults; another dtype is another identity."""
+    device = resolve_device("torch-cpu-1t").model_dump(mode="json")
+    assert device["options"] == {"threads": 1, "mode": "eager"}
+    spelled = {**device, "options": {**device["options"], "device": "cpu", "dtype": "fp32", "tf32": False}}
+    assert device_identity(device, {}) == device_identity(spelled, {})
+    assert device_identity({**device, "options": {"dtype": "bf16"}}, {}) != device_identity(device, {})
 
 
 def test_cpu_runs_in_bf16():
