@@ -61,12 +61,12 @@ class SweepSummary:
         return f"{self.device}: " + ", ".join(parts) + f" in {self.elapsed_s:.1f} s"
 
 
-def _contention(measurement: Measurement) -> float:
+def contention(measurement: Measurement) -> float:
     """Median wall time over CPU time: 1 on an idle core, higher the more the core was shared."""
     return measurement.median_ms / measurement.cpu_ms if measurement.cpu_ms else float("inf")
 
 
-def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
+def measure_robustly(backend: Backend, workload: Workload) -> Measurement:
     """``backend.measure``; an unexpected exception or a non-physical latency (Inf, NaN, negative)
     becomes a failed measurement, not a dead sweep or a stored ok."""
     try:
@@ -88,7 +88,7 @@ def _measure_with_retry(
     wait = retry_wait_s
     while True:
         try:
-            return _measure_robustly(backend, workload)
+            return measure_robustly(backend, workload)
         except TransientDeviceError as exc:
             if waited >= max_wait_s:
                 raise TransientDeviceError(
@@ -98,6 +98,40 @@ def _measure_with_retry(
             sleep(wait)
             waited += wait
             wait = min(wait * 2, max(max_wait_s - waited, retry_wait_s))
+
+
+def pending_workloads(store: LatencyStore, device: str, workloads: Iterable[Workload], summary: SweepSummary, *,
+                      remeasure: bool = False, limit: int | None = None) -> list[Workload]:
+    """What a sweep of ``device`` still has to measure: ``workloads`` deduplicated by key, less the keys
+    stored for the device as configured now (unless ``remeasure``), at most ``limit``; the skipped and
+    the left-over are counted in ``summary``."""
+    unique: dict[str, Workload] = {}
+    for workload in workloads:
+        unique.setdefault(workload.key, workload)
+    present = set() if remeasure else store.measured_keys(device)
+    todo = [workload for key, workload in unique.items() if key not in present]
+    summary.skipped += len(unique) - len(todo)
+    if limit is not None and len(todo) > limit:
+        summary.left = len(todo) - limit
+        todo = todo[:limit]
+    return todo
+
+
+def record_result(store: LatencyStore, summary: SweepSummary, workload: Workload, measurement: Measurement, *,
+                  remeasure: bool = False) -> None:
+    """Store one result of ``summary.device`` (committed at once) and count it; a key another sweep stored
+    meanwhile is left as it is and counted as skipped."""
+    if not store.record(summary.device, workload, measurement, only_if_absent=not remeasure):
+        summary.skipped += 1
+        return
+    summary.keys.append(workload.key)
+    if measurement.status == "ok":
+        summary.measured += 1
+        summary.contended += int(measurement.contended)
+    elif measurement.status == "unsupported":
+        summary.unsupported += 1
+    else:
+        summary.failed += 1
 
 
 def profile_workloads(
@@ -127,20 +161,7 @@ def profile_workloads(
     device = backend.device.name
     store.register_device(backend.device, backend.fingerprint(), replace=remeasure)
     summary = SweepSummary(device=device)
-
-    unique: dict[str, Workload] = {}
-    for workload in workloads:
-        unique.setdefault(workload.key, workload)
-    todo: list[Workload] = []
-    present = set() if remeasure else store.measured_keys(device)
-    for key, workload in unique.items():
-        if key in present:
-            summary.skipped += 1
-        else:
-            todo.append(workload)
-    if limit is not None and len(todo) > limit:
-        summary.left = len(todo) - limit
-        todo = todo[:limit]
+    todo = pending_workloads(store, device, workloads, summary, remeasure=remeasure, limit=limit)
 
     bar = None
     if progress:
@@ -149,17 +170,7 @@ def profile_workloads(
     def store_result(workload: Workload, measurement: Measurement) -> None:
         if bar is not None:
             bar.update(1)
-        if not store.record(device, workload, measurement, only_if_absent=not remeasure):
-            summary.skipped += 1  # another sweep stored it meanwhile
-            return
-        summary.keys.append(workload.key)
-        if measurement.status == "ok":
-            summary.measured += 1
-            summary.contended += int(measurement.contended)
-        elif measurement.status == "unsupported":
-            summary.unsupported += 1
-        else:
-            summary.failed += 1
+        record_result(store, summary, workload, measurement, remeasure=remeasure)
 
     queue: list[tuple[Workload, int]] = [(workload, 0) for workload in todo]
     least_contended: dict[str, Measurement] = {}
@@ -174,7 +185,7 @@ def profile_workloads(
             measurement.extra.setdefault("attempt", attempt)
             if measurement.status == "ok" and measurement.contended:
                 previous = least_contended.get(workload.key)
-                if previous is None or _contention(measurement) < _contention(previous):
+                if previous is None or contention(measurement) < contention(previous):
                     least_contended[workload.key] = measurement
                 if attempt < max_contended_retries:
                     queue.append((workload, attempt + 1))

@@ -7,6 +7,8 @@
                          │
                          v
     profile_workloads(backend, store, ...)  resumable: stored keys are skipped unless --remeasure
+    several --device:  profiler.fleet.profile_fleet (each device its own table, remote ones at once;
+                       --shard: identical boards under one device name share its table's queue)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import onnx
 from profiler.backends import create_backend
 from profiler.catalog import resolve_device
 from profiler.device import DeviceConfig
-from profiler.errors import WorkloadError
+from profiler.errors import TransientDeviceError, WorkloadError
 from profiler.store import LatencyStore, default_store_path
 from profiler.sweep import profile_workloads
 from profiler.workload import Workload
@@ -73,7 +75,9 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 
 
 @click.command("profile")
-@click.option("--device", "device_name", required=True, help="shipped device name or path to a device .yaml")
+@click.option("--device", "device_name", required=True, multiple=True,
+              help="shipped device name or path to a device .yaml; repeat it to measure several devices at once")
+@click.option("--shard", is_flag=True, help="devices given under one name are identical boards sharing its table")
 @click.option("--space", "space_name", help="search space name ('default', 'tiny') or YAML path: measure all its workloads")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="one ONNX model: measured whole and per node")
 @click.option("--limit", type=click.IntRange(min=1), help="measure at most N workloads now (the rest on the next run)")
@@ -86,8 +90,8 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
-            networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
+def profile(device_name: str | tuple[str, ...], space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
+            networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool, shard: bool = False) -> None:
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
     Resumes by default: workloads already in the store are skipped, so an interrupted run picks up
@@ -95,18 +99,29 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
     simulator hardware, machine fingerprint): profiling a changed device file under a name that
     already holds measurements is refused, changing nothing; give it a new name, or pass
     --remeasure to measure everything again under the new configuration (old rows stay as history).
+    Several --device: each into its own table, devices on different machines at once (docs/fleet.md).
     """
     if (space_name is None) == (onnx_path is None):
         raise click.UsageError("give exactly one of --space S or --onnx F")
     if onnx_path is not None and networks:
         raise click.UsageError("--networks needs --space")
-    device = resolve_device(device_name)
+    names = (device_name,) if isinstance(device_name, str) else tuple(device_name)
+    devices = [resolve_device(name) for name in names]
+    if len(devices) > 1:
+        from profiler.fleet import check_names
+
+        check_names(devices, shard=shard)
     if onnx_path is not None:
         workloads = [onnx_file_workload(onnx_path)]
     else:
         workloads = space_workloads(space_name, networks=networks, seed=seed)
     if per_node or onnx_path is not None:
-        device = with_per_node(device)
+        devices = [with_per_node(device) for device in devices]
+    if len(devices) > 1 or shard:
+        _profile_fleet(devices, workloads, store_path=store_path, resume=resume, limit=limit, quiet=quiet, shard=shard,
+                       onnx=onnx_path is not None)
+        return
+    device = devices[0]
     backend = create_backend(device)
     path = Path(store_path) if store_path else default_store_path()
     try:
@@ -117,6 +132,28 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
                 _echo_onnx_result(store, device.name, workloads[0].key)
     finally:
         backend.close()
+
+
+def _profile_fleet(devices: list[DeviceConfig], workloads: list[Workload], *, store_path: str | None, resume: bool,
+                   limit: int | None, quiet: bool, shard: bool, onnx: bool) -> None:
+    from profiler.fleet import profile_fleet
+
+    backends = []
+    try:
+        for device in devices:
+            backends.append(create_backend(device))
+        path = Path(store_path) if store_path else default_store_path()
+        with LatencyStore(path) as store:
+            summary = profile_fleet(backends, store, workloads, shard=shard, remeasure=not resume, limit=limit, progress=not quiet)
+            click.echo(f"{summary}\nstore: {path}")
+            if onnx:
+                for name in summary.tables:
+                    _echo_onnx_result(store, name, workloads[0].key)
+        if summary.problem():
+            raise TransientDeviceError(summary.problem())
+    finally:
+        for backend in backends:
+            backend.close()
 
 
 TOP_NODES = 15
