@@ -202,3 +202,27 @@ def test_unknown_dtype_and_gpu_index_are_one_line_and_exit_2(tmp_path, fake_cuda
 def test_real_gpu_measures_the_probe():
     measurement = create_backend(cuda_device(dtype="fp16")).measure(probe_workload())
     assert measurement.status == "ok" and measurement.median_ms > 0 and measurement.cpu_ms is None
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_goes_through_every_step(tmp_path):
+    """bench/gpu_check.sh --dry-run: the GPU check's steps on this CPU (tiny space, short policy), one report file."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=500)
+    report = (tmp_path / "out" / "gpu_check.txt").read_text()
+    assert result.returncode == 0, report[-2000:] + result.stderr[-2000:]
+    steps = re.findall(r"^-- (.*): exit (\d+), \d+ s$", report, re.M)
+    assert [(title.split()[0], status) for title, status in steps] == [(n, "0") for n in ("1/5", "2/5", "3a/5", "3b/5", "4/5", "5/5")]
+    evaluation = json.loads(report.split("--json\n")[1].split("\n-- ")[0])
+    assert evaluation["test_networks"] + len(evaluation["calibration_networks"]) >= 20
+    found = json.loads(report.split("gpu_check_arch.py")[1].splitlines()[1])
+    assert found["status"] == "ok" and found["measured_ms"] > 0 and found["predicted_ms"] > 0
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith("vidlat-gpu-check")] == []  # scratch removed
