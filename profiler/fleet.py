@@ -167,11 +167,12 @@ def check_names(devices: Sequence[DeviceConfig], *, shard: bool) -> None:
                 "boards share its table, or give each device its own name")
 
 
-def fleet_boards(backends: Sequence[Backend], *, shard: bool) -> dict[str, list[Board]]:
+def fleet_boards(backends: Sequence[Backend], *, shard: bool, left: dict[str, str] | None = None) -> dict[str, list[Board]]:
     """The fleet's tables (device name -> boards), fingerprints taken now, shared tables checked.
 
     A name given by several backends is one shared table only with ``shard``; a board of a shared table
-    that does not answer now is left out (the others measure), a table with no board answering fails.
+    that does not answer now is left out (the others measure; its address and why go into ``left``), a
+    table with no board answering fails.
     """
     check_names([backend.device for backend in backends], shard=shard)
     by_name: dict[str, list[Backend]] = {}
@@ -187,6 +188,8 @@ def fleet_boards(backends: Sequence[Backend], *, shard: bool) -> dict[str, list[
                 if len(group) == 1:
                     raise
                 down = exc
+                if left is not None:
+                    left[board_address(backend)] = f"did not answer at the start ({exc})"
         if not boards:
             raise TransientDeviceError(f"no board of device '{name}' answered ({down})")
         _check_shared(boards)
@@ -280,8 +283,8 @@ def profile_fleet(
     """
     started = time.perf_counter()
     workloads = list(workloads)
-    tables = fleet_boards(backends, shard=shard)
     summary = FleetSummary()
+    tables = fleet_boards(backends, shard=shard, left=summary.left)
     queues: dict[str, TableQueue] = {}
     for name, boards in tables.items():
         store.register_device(boards[0].backend.device, boards[0].fingerprint, replace=remeasure)

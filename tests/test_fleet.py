@@ -138,6 +138,15 @@ def test_when_every_board_leaves_the_rest_waits_for_the_next_run(tmp_path):
         assert Counter(key for key, _ in stored_rows(store, "phone")) == Counter({w.key: 1 for w in WORKLOADS[:10]})
 
 
+def test_a_board_down_at_the_start_is_left_out(tmp_path):
+    down = board("phone", 9002)
+    down.fingerprint = lambda: (_ for _ in ()).throw(TransientDeviceError("the agent at http://127.0.0.1:9002 did not answer"))
+    with LatencyStore(tmp_path / "store.sqlite") as store:
+        summary = profile_fleet([board("phone", 9001), down], store, WORKLOADS[:4], shard=True, progress=False)
+        assert store.measured_keys("phone") == {w.key for w in WORKLOADS[:4]}
+    assert "did not answer at the start" in summary.left["http://127.0.0.1:9002"] and down.calls == 0
+
+
 def test_cli_refuses_a_name_twice_without_shard(tmp_path):
     path = tmp_path / "phone.yaml"
     path.write_text("name: phone\ndescription: a board of the fleet tests\nbackend: onnxruntime\n")
