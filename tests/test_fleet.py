@@ -203,3 +203,20 @@ def test_agents_on_loopback_share_a_sweep_and_one_is_killed_mid_sweep(tmp_path, 
     assert all(f'"board": "{killed.url}"' not in extras[key] for key in handed)
     assert all(summary.measured_by[agent.url] >= 1 for agent in agents)
     assert summary.problem() == ""
+
+
+def test_cli_measures_two_local_devices_into_two_tables(tmp_path):
+    model = tmp_path / "probe.onnx"
+    model.write_bytes(probe_workload(channels=4, frames=2, size=8).onnx)
+    paths = []
+    for name in ("ort-a", "ort-b"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"name: {name}\ndescription: ONNX Runtime on one thread, for the tests\nbackend: onnxruntime\n"
+                        "measurement: {warmup_runs: 1, min_runs: 3, max_runs: 5, max_seconds: 0.2}\n")
+        paths += ["--device", str(path)]
+    store = tmp_path / "s.sqlite"
+    result = CliRunner().invoke(cli, ["profile", *paths, "--onnx", str(model), "--store", str(store), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "ort-a: 1 measured" in result.output and "ort-b: 1 measured" in result.output
+    with LatencyStore(store) as opened:
+        assert sorted(opened.devices()) == ["ort-a", "ort-b"] and opened.count("ort-a") == opened.count("ort-b") == 1
