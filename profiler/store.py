@@ -62,11 +62,6 @@ IDENTITY_IGNORED: frozenset[str] = frozenset({
     "name", "description", "measurement.per_node", "fingerprint.vidlat", "fingerprint.python", "fingerprint.os",
     "options.url", "fingerprint.agent_url",
 })
-# options added after stores existed: at these values they stay out of the identity, so a store made
-# before them keeps its devices (a torch device is still the CPU, fp32 one it was); any other value counts
-LATER_OPTION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "torch": {"device": "cpu", "device_index": 0, "dtype": "fp32", "cudnn_benchmark": True, "tf32": False},
-}
 IDENTITY_KEY = "device_identity"  # in a measurement's extra: the identity it was measured under
 
 _SCHEMA = """
@@ -115,9 +110,7 @@ def device_identity(config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -
     """Everything that changes a device's latency, flat (``options.intra_op_threads``, ``fingerprint.cpu``, ...)."""
     config = dict(config)
     try:  # defaults filled in, so `options: {}` and the same options spelled out are one identity
-        options = BACKEND_OPTIONS[config["backend"]].model_validate(config.get("options", {})).model_dump(mode="json")
-        later = LATER_OPTION_DEFAULTS.get(config["backend"], {})
-        config["options"] = {key: value for key, value in options.items() if key not in later or later[key] != value}
+        config["options"] = BACKEND_OPTIONS[config["backend"]].model_validate(config.get("options", {})).model_dump(mode="json")
     except (KeyError, ValidationError):
         pass
     flat: dict[str, str] = {}
