@@ -18,7 +18,7 @@
 #   bash bench/gpu_check.sh [OUT_DIR]
 #   bash bench/gpu_check.sh --dry-run [OUT_DIR]   the same steps on this machine's CPU: torch on one thread
 #                                                 with a short policy, the tiny space, 20 networks, tiny
-#                                                 search (what tests/test_gpu_check.py runs)
+#                                                 search (a slow test in tests/test_torch_cuda.py)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DRY=0
@@ -29,6 +29,7 @@ WHEELS=$REPO/bench/.gpu-wheels
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vidlat-gpu-check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
 REPORT=$OUT_DIR/gpu_check.txt
 STORE=$WORK/latency.sqlite
 : > "$REPORT"
@@ -66,7 +67,7 @@ if ((${#missing[@]})); then
         exit 2
     fi
     # a wheel is a zip: unpacking the one that fits this python and machine is all an import needs (no pip, no index)
-    "$PY" - "$WHEELS" "$SITE" "${missing[@]}" <<'PYTHON'
+    "$PY" - "$WHEELS" "$SITE" "${missing[@]}" <<'PYTHON' 2>&1 | tee -a "$REPORT"
 import platform, sys, zipfile
 from pathlib import Path
 
@@ -129,5 +130,4 @@ step "5/5 the found arch measured on $DEVICE" 30 \
 
 note ""
 note "== done in $((SECONDS - STARTED)) s; ${#FAILED[@]} step(s) failed${FAILED:+: ${FAILED[*]}}; report $REPORT"
-rm -rf "$WORK"
 ((${#FAILED[@]} == 0))
