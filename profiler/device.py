@@ -88,8 +88,13 @@ class OpenVinoOptions(StrictConfig):
 
 
 class TorchOptions(StrictConfig):
-    threads: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1, description="intra-op CPU threads")
     mode: Literal["eager", "torchscript", "compile"] = "eager"
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cuda: an NVIDIA GPU, timed with CUDA events")
+    device_index: int = Field(0, ge=0, description="which GPU (cuda only)")
+    dtype: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="weights and inputs are cast to this")
+    cudnn_benchmark: bool = Field(True, description="cuda: let cuDNN pick the fastest convolution algorithm during warm-up")
+    tf32: bool = Field(False, description="cuda: allow TF32 tensor cores for fp32 convolutions and matmuls")
 
 
 class TensorRtOptions(StrictConfig):

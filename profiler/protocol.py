@@ -14,7 +14,10 @@ runs (at least one; ``extra["stopped_by"]`` says why it stopped). Warm-up runs d
 towards it; they are bounded by ``warmup_runs``.
 
 Wall time is ``perf_counter``; CPU time is the process CPU time of the same run, so a run whose
-wall time is far above its CPU time (another process had the core) shows as contended.
+wall time is far above its CPU time (another process had the core) shows as contended. A backend
+whose device keeps its own clock (CUDA events) passes ``device_timer``: each timed run's latency is
+then the device's, no CPU time is taken and the contention check is off; the stopping rule, the
+warm-up and the ``max_seconds`` cap (on the host's clock) stay the same.
 """
 
 from __future__ import annotations
@@ -75,13 +78,15 @@ def summarize(wall_ms: list[float], cpu_ms: list[float], contention_ratio: float
 
 
 def measure_callable(
-    run: Callable[[], object], policy: MeasurementPolicy, *, clock_ns: Callable[[], int] = time.perf_counter_ns
+    run: Callable[[], object], policy: MeasurementPolicy, *, clock_ns: Callable[[], int] = time.perf_counter_ns,
+    device_timer: Callable[[Callable[[], object]], float] | None = None,
 ) -> Measurement:
     """Time ``run`` under ``policy``; exceptions propagate to the backend, which records them.
 
     Stops at ``max_runs``, at ``min_runs`` once the CI of the median is narrow enough, or as soon as
     the timed runs have taken ``max_seconds`` (a hard cap, also below ``min_runs``; warm-up not
-    counted). ``clock_ns`` is the wall clock (nanoseconds).
+    counted). ``clock_ns`` is the wall clock (nanoseconds); ``device_timer(run)``, if given, runs
+    ``run`` once and returns its latency in milliseconds as the device measured it.
     """
     flush = CacheFlusher(policy.flush_mb) if policy.cold_cache else None
     for _ in range(policy.warmup_runs):
@@ -93,13 +98,17 @@ def measure_callable(
     while len(wall_ms) < policy.max_runs:
         if flush is not None:
             flush()
-        cpu_start = time.process_time_ns()
-        wall_start = clock_ns()
-        run()
-        wall_end = clock_ns()
-        cpu_end = time.process_time_ns()
-        wall_ms.append((wall_end - wall_start) / 1e6)
-        cpu_ms.append((cpu_end - cpu_start) / 1e6)
+        if device_timer is not None:
+            wall_ms.append(float(device_timer(run)))
+            wall_end = clock_ns()
+        else:
+            cpu_start = time.process_time_ns()
+            wall_start = clock_ns()
+            run()
+            wall_end = clock_ns()
+            cpu_end = time.process_time_ns()
+            wall_ms.append((wall_end - wall_start) / 1e6)
+            cpu_ms.append((cpu_end - cpu_start) / 1e6)
         if len(wall_ms) >= policy.min_runs and median_rel_ci(wall_ms) <= policy.max_rel_ci:
             stopped_by = "max_rel_ci"
             break

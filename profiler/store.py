@@ -14,7 +14,9 @@ history of re-measurements stays in the file.
 
 A device name means one configuration: its identity is everything that changes its latency
 (backend, options with defaults filled in, measurement policy, simulator hardware, and the
-fingerprint less the vidlat / Python / OS versions; not the description or the per-node switch).
+fingerprint less the vidlat / Python / OS versions; not the description, the per-node switch or a
+remote device's address). Stored identities are recomputed from the stored config with the options
+of today, so an option added later at its default keeps an old store's devices.
 Registering a name that already holds measurements with another identity is a ``StoreError``
 naming what differs, and changes nothing; ``replace=True`` (``vidlat profile --remeasure``) makes
 the name mean the new configuration: the old rows stay as history, but reads and resume see only
@@ -55,8 +57,10 @@ STAT_COLUMNS = ["median_ms", "mean_ms", "std_ms", "p10_ms", "p90_ms", "runs", "c
 TABLE_COLUMNS = ["key", "status", "reason", *STAT_COLUMNS, "measured_at"]
 SQLITE_HEADER = b"SQLite format 3\x00"
 # what does not change a device's latency: how it is called and described, what else is recorded, versions
+# (a remote device's address is how it is called: identical boards at different addresses are one device)
 IDENTITY_IGNORED: frozenset[str] = frozenset({
     "name", "description", "measurement.per_node", "fingerprint.vidlat", "fingerprint.python", "fingerprint.os",
+    "options.url", "fingerprint.agent_url",
 })
 IDENTITY_KEY = "device_identity"  # in a measurement's extra: the identity it was measured under
 

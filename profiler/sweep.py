@@ -71,7 +71,7 @@ class SweepSummary:
         return f"{self.device}: " + ", ".join(parts) + f" in {self.elapsed_s:.1f} s"
 
 
-def _contention(measurement: Measurement) -> float:
+def contention(measurement: Measurement) -> float:
     """Median wall time over CPU time: 1 on an idle core, higher the more the core was shared."""
     return measurement.median_ms / measurement.cpu_ms if measurement.cpu_ms else float("inf")
 
@@ -91,7 +91,7 @@ def _robustly(step: Callable[[], Measurement]) -> Measurement:
     return Measurement("failed", reason=problem, extra=measurement.extra) if problem else measurement
 
 
-def _measure_robustly(backend: Backend, workload: Workload) -> Measurement:
+def measure_robustly(backend: Backend, workload: Workload) -> Measurement:
     return _robustly(lambda: backend.measure(workload))
 
 
@@ -105,11 +105,6 @@ def _prepare_robustly(backend: Backend, workload: Workload) -> Prepared | Measur
     if loaded is None:
         raise TypeError(f"{type(backend).__name__}.prepare returned None; it times one workload at a time")
     return loaded
-
-
-def can_interleave(backend: Backend) -> bool:
-    """Whether ``backend`` can hold several workloads at once (implements ``prepare``)."""
-    return type(backend).prepare is not Backend.prepare
 
 
 def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: int = 0) -> tuple[list[Measurement], RoundLog]:
@@ -146,7 +141,7 @@ def _measure_with_retry(
     wait = retry_wait_s
     while True:
         try:
-            return _measure_robustly(backend, workload)
+            return measure_robustly(backend, workload)
         except TransientDeviceError as exc:
             if waited >= max_wait_s:
                 raise TransientDeviceError(
@@ -156,6 +151,40 @@ def _measure_with_retry(
             sleep(wait)
             waited += wait
             wait = min(wait * 2, max(max_wait_s - waited, retry_wait_s))
+
+
+def pending_workloads(store: LatencyStore, device: str, workloads: Iterable[Workload], summary: SweepSummary, *,
+                      remeasure: bool = False, limit: int | None = None) -> list[Workload]:
+    """What a sweep of ``device`` still has to measure: ``workloads`` deduplicated by key, less the keys
+    stored for the device as configured now (unless ``remeasure``), at most ``limit``; the skipped and
+    the left-over are counted in ``summary``."""
+    unique: dict[str, Workload] = {}
+    for workload in workloads:
+        unique.setdefault(workload.key, workload)
+    present = set() if remeasure else store.measured_keys(device)
+    todo = [workload for key, workload in unique.items() if key not in present]
+    summary.skipped += len(unique) - len(todo)
+    if limit is not None and len(todo) > limit:
+        summary.left = len(todo) - limit
+        todo = todo[:limit]
+    return todo
+
+
+def record_result(store: LatencyStore, summary: SweepSummary, workload: Workload, measurement: Measurement, *,
+                  remeasure: bool = False) -> None:
+    """Store one result of ``summary.device`` (committed at once) and count it; a key another sweep stored
+    meanwhile is left as it is and counted as skipped."""
+    if not store.record(summary.device, workload, measurement, only_if_absent=not remeasure):
+        summary.skipped += 1
+        return
+    summary.keys.append(workload.key)
+    if measurement.status == "ok":
+        summary.measured += 1
+        summary.contended += int(measurement.contended)
+    elif measurement.status == "unsupported":
+        summary.unsupported += 1
+    else:
+        summary.failed += 1
 
 
 def profile_workloads(
@@ -187,20 +216,7 @@ def profile_workloads(
     device = backend.device.name
     store.register_device(backend.device, backend.fingerprint(), replace=remeasure)
     summary = SweepSummary(device=device)
-
-    unique: dict[str, Workload] = {}
-    for workload in workloads:
-        unique.setdefault(workload.key, workload)
-    todo: list[Workload] = []
-    present = set() if remeasure else store.measured_keys(device)
-    for key, workload in unique.items():
-        if key in present:
-            summary.skipped += 1
-        else:
-            todo.append(workload)
-    if limit is not None and len(todo) > limit:
-        summary.left = len(todo) - limit
-        todo = todo[:limit]
+    todo = pending_workloads(store, device, workloads, summary, remeasure=remeasure, limit=limit)
 
     bar = None
     if progress:
@@ -209,19 +225,9 @@ def profile_workloads(
     def store_result(workload: Workload, measurement: Measurement) -> None:
         if bar is not None:
             bar.update(1)
-        if not store.record(device, workload, measurement, only_if_absent=not remeasure):
-            summary.skipped += 1  # another sweep stored it meanwhile
-            return
-        summary.keys.append(workload.key)
-        if measurement.status == "ok":
-            summary.measured += 1
-            summary.contended += int(measurement.contended)
-        elif measurement.status == "unsupported":
-            summary.unsupported += 1
-        else:
-            summary.failed += 1
+        record_result(store, summary, workload, measurement, remeasure=remeasure)
 
-    interleave = backend.policy.interleave and can_interleave(backend)
+    interleave = backend.policy.interleave and backend.can_interleave()
     group_size = backend.policy.group_size if interleave else 1
     queue: deque[tuple[Workload, int]] = deque((workload, 0) for workload in todo)
     least_contended: dict[str, Measurement] = {}
@@ -245,7 +251,7 @@ def profile_workloads(
                 measurement.extra.setdefault("attempt", attempt)
                 if measurement.status == "ok" and measurement.contended:
                     previous = least_contended.get(workload.key)
-                    if previous is None or _contention(measurement) < _contention(previous):
+                    if previous is None or contention(measurement) < contention(previous):
                         least_contended[workload.key] = measurement
                     if attempt < max_contended_retries:
                         queue.append((workload, attempt + 1))

@@ -16,7 +16,7 @@ from vidlat.cli import cli
 
 SHIPPED = [
     "ort-cpu-1t", "openvino-cpu-1t", "torch-cpu-1t", "fpga-zcu102-sim", "fpga-z7020-sim",
-    "npu-systolic32-sim", "trt-gpu", "jetson-orin-remote", "rpi4-ort-remote", "agent-localhost",
+    "npu-systolic32-sim", "trt-gpu", "torch-cuda", "jetson-orin-remote", "rpi4-ort-remote", "agent-localhost",
 ]
 
 GOOD = {

@@ -12,7 +12,7 @@ from profiler.device import DeviceConfig, MeasurementPolicy
 from profiler.protocol import measure_callable
 from profiler.rounds import canary_workload, time_in_rounds
 from profiler.store import LatencyStore
-from profiler.sweep import can_interleave, profile_workloads
+from profiler.sweep import profile_workloads
 from profiler.workload import Measurement, Workload
 
 
@@ -163,7 +163,7 @@ def test_the_sweep_interleaves_in_groups_and_stores_every_workload_once(tmp_path
     workloads = [_workload(index) for index in range(7)] + [_workload(7, unsupported=True)]
     with LatencyStore(tmp_path / "s.sqlite") as store:
         summary = profile_workloads(backend, store, workloads, progress=False)
-        assert can_interleave(backend)
+        assert backend.can_interleave()
         assert summary.measured == 7 and summary.unsupported == 1
         assert store.count("fake") == len(workloads)
         assert sorted(store.table("fake")["key"]) == sorted(workload.key for workload in workloads)

@@ -17,7 +17,7 @@ from profiler import __version__
 
 #: name -> module of everything ``import vidlat`` offers beside the version
 API: dict[str, str] = {
-    **dict.fromkeys(("load_latency_predictor", "profile", "fit", "evaluate", "search", "train", "export", "run"), "vidlat.api"),
+    **dict.fromkeys(("load_latency_predictor", "profile", "profile_fleet", "fit", "evaluate", "search", "train", "export", "run"), "vidlat.api"),
     **dict.fromkeys(("ClipConfig", "EvolutionConfig", "SearchConfig", "TrainConfig"), "search.config"),
     "FitConfig": "predictors.fit",
 }

@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # the rest is imported where it is used: `vidlat profile` sta
     from predictors import EvaluationReport, FittedPredictor, NetworkPredictor
     from predictors.fit import FitConfig
     from predictors.network import Calibration
+    from profiler.fleet import FleetSummary
+    from profiler.workload import Workload
     from search.arch import ArchSpec
     from search.config import ClipConfig, EvolutionConfig, SearchConfig, TrainConfig
     from search.export import ExportReport
@@ -118,13 +120,10 @@ def profile(device: str | DeviceConfig, *, space: str | SearchSpace | None = Non
     Resumable: stored keys are skipped unless ``remeasure``; ``limit`` caps the workloads measured now.
     """
     from profiler.backends import create_backend
-    from profiler.onnx_file import onnx_file_workload
     from profiler.sweep import profile_workloads
 
-    if (space is None) == (onnx is None):
-        raise VidlatError("give exactly one of space= or onnx=")
+    workloads = _profiling_workloads(space, onnx, networks=networks, seed=seed)
     config = resolve_device(device) if isinstance(device, str) else device
-    workloads = [onnx_file_workload(onnx)] if onnx is not None else _space(space).profiling_workloads(networks=networks, seed=seed)
     if per_node or onnx is not None:
         config = config.with_per_node()
     backend = create_backend(config)
@@ -135,6 +134,52 @@ def profile(device: str | DeviceConfig, *, space: str | SearchSpace | None = Non
     finally:
         backend.close()
     return ProfileResult(config.name, path, list(dict.fromkeys(w.key for w in workloads)), summary)
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """What a fleet sweep did (``summary``: one sweep summary per table, boards, hand-backs) and into which store."""
+
+    devices: list[str]
+    store: Path
+    keys: list[str]
+    summary: FleetSummary
+
+
+def profile_fleet(devices: Sequence[str | DeviceConfig], *, shard: bool = False, space: str | SearchSpace | None = None,
+                  onnx: PathLike | None = None, networks: int = 0, seed: int = 0, limit: int | None = None,
+                  remeasure: bool = False, per_node: bool = False, store: PathLike | None = None,
+                  progress: bool = True) -> FleetResult:
+    """``profile`` on several devices at once, each into its own table (``profiler.fleet``): remote boards
+    measure concurrently; with ``shard``, boards given under one name are identical and share its queue."""
+    from profiler.backends import create_backend
+    from profiler.fleet import check_names, profile_fleet as sweep_fleet
+
+    configs = [resolve_device(device) if isinstance(device, str) else device for device in devices]
+    check_names(configs, shard=shard)
+    workloads = _profiling_workloads(space, onnx, networks=networks, seed=seed)
+    if per_node or onnx is not None:
+        configs = [config.with_per_node() for config in configs]
+    path = _store_path(store)
+    backends = []
+    try:
+        for config in configs:
+            backends.append(create_backend(config))
+        with LatencyStore(path) as opened:
+            summary = sweep_fleet(backends, opened, workloads, shard=shard, remeasure=remeasure, limit=limit, progress=progress)
+    finally:
+        for backend in backends:
+            backend.close()
+    return FleetResult(list(dict.fromkeys(config.name for config in configs)), path,
+                       list(dict.fromkeys(w.key for w in workloads)), summary)
+
+
+def _profiling_workloads(space: str | SearchSpace | None, onnx: PathLike | None, *, networks: int, seed: int) -> list[Workload]:
+    from profiler.onnx_file import onnx_file_workload
+
+    if (space is None) == (onnx is None):
+        raise VidlatError("give exactly one of space= or onnx=")
+    return [onnx_file_workload(onnx)] if onnx is not None else _space(space).profiling_workloads(networks=networks, seed=seed)
 
 
 # --------------------------------------------------------------------------- fit, evaluate, predict

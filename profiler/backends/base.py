@@ -105,6 +105,10 @@ class Backend(ABC):
     def fingerprint(self) -> dict[str, str]:
         """CPU model, runtime versions, threads: recorded with every measurement."""
 
+    def can_interleave(self) -> bool:
+        """Whether this backend can hold several workloads at once and time them in rounds."""
+        return type(self).prepare is not Backend.prepare
+
     def prepare(self, workload: Workload) -> Prepared | Measurement | None:
         """Load ``workload`` so that it can be timed in rounds interleaved with others.
 

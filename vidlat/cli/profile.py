@@ -8,18 +8,23 @@
                          │
                          v
     profile_workloads(backend, store, ...)  resumable: stored keys are skipped unless --remeasure
+    several --device (vidlat.api.profile_fleet): one table each, remote boards at once; --shard: identical
+    boards share one table's queue (profiler/fleet.py)
 """
 
 from __future__ import annotations
 
 import click
 
+from profiler.errors import TransientDeviceError
 from profiler.store import LatencyStore
 from vidlat.cli.common import store_option
 
 
 @click.command("profile")
-@click.option("--device", "device_name", required=True, help="shipped device name or path to a device .yaml")
+@click.option("--device", "device_name", required=True, multiple=True,
+              help="shipped device name or path to a device .yaml; repeat it to measure several devices at once")
+@click.option("--shard", is_flag=True, help="devices given under one name are identical boards sharing its table")
 @click.option("--space", "space_name", help="search space name ('default', 'tiny') or YAML path: measure all its workloads")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="one ONNX model: measured whole and per node")
 @click.option("--limit", type=click.IntRange(min=1), help="measure at most N workloads now (the rest on the next run)")
@@ -32,8 +37,8 @@ from vidlat.cli.common import store_option
 @store_option
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
-            networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
+def profile(device_name: tuple[str, ...], shard: bool, space_name: str | None, onnx_path: str | None, limit: int | None,
+            resume: bool, networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
     Resumes by default: workloads already in the store are skipped, so an interrupted run picks up
@@ -48,7 +53,19 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
         raise click.UsageError("--networks needs --space")
     from vidlat import api
 
-    result = api.profile(device_name, space=space_name, onnx=onnx_path, networks=networks, seed=seed, limit=limit,
+    if len(device_name) > 1 or shard:
+        fleet = api.profile_fleet(list(device_name), shard=shard, space=space_name, onnx=onnx_path, networks=networks,
+                                  seed=seed, limit=limit, remeasure=not resume, per_node=per_node, store=store_path,
+                                  progress=not quiet)
+        click.echo(f"{fleet.summary}\nstore: {fleet.store}")
+        if fleet.keys and fleet.keys[0].startswith("onnx|"):
+            with LatencyStore(fleet.store, read_only=True) as store:
+                for name in fleet.summary.tables:
+                    _echo_onnx_result(store, name, fleet.keys[0])
+        if fleet.summary.problem():
+            raise TransientDeviceError(fleet.summary.problem())
+        return
+    result = api.profile(device_name[0], space=space_name, onnx=onnx_path, networks=networks, seed=seed, limit=limit,
                          remeasure=not resume, per_node=per_node, store=store_path, progress=not quiet)
     echo_profile(result)
 
