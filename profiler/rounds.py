@@ -62,7 +62,17 @@ def canary_workload() -> Workload:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return Workload(key=CANARY_KEY, onnx=model.SerializeToString(), inputs={"x": (1, 16, 4, 28, 28)},
-                    spec={"op": "canary"})
+                    spec={"op": "canary"}, builder=lambda: _canary_module(weight))
+
+
+def _canary_module(weight: np.ndarray) -> object:
+    """The canary as a torch module (for the torch backend), with the ONNX model's weights."""
+    import torch
+
+    conv = torch.nn.Conv3d(16, 16, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(weight))
+    return torch.nn.Sequential(conv, torch.nn.ReLU())
 
 
 @dataclass

@@ -242,3 +242,16 @@ def test_a_store_made_before_the_round_fields_keeps_its_device():
     assert device_identity(old, {"cpu": "x"}) == device_identity(config, {"cpu": "x"})
     changed = {**config, "measurement": {**config["measurement"], "round_runs": 5}}
     assert device_identity(changed, {"cpu": "x"}) != device_identity(config, {"cpu": "x"})
+
+
+def test_the_canary_runs_on_torch_with_the_onnx_models_weights():
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    workload = canary_workload()
+    x = workload.random_inputs()["x"]
+    session = ort.InferenceSession(workload.onnx, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        torch_out = workload.builder()(torch.from_numpy(x)).numpy()
+    assert np.allclose(session.run(None, {"x": x})[0], torch_out, atol=1e-4)
