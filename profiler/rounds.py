@@ -168,13 +168,15 @@ def time_in_rounds(
     began_ns = clock_ns()
     guard = canary if canary is not None and policy.canary_tolerance > 0 else None
     if guard is not None:
-        baseline = [timer.runs(guard, policy.round_runs)[0] for _ in range(BASELINE_ROUNDS)]
-        pooled = np.concatenate(baseline)
+        try:
+            pooled = np.concatenate([timer.runs(guard, policy.round_runs)[0] for _ in range(BASELINE_ROUNDS)])
+        except Exception:  # a canary the device cannot run cannot guard anything
+            pooled = np.zeros(1)
         median = float(np.median(pooled))
         if median > 0:
             log.canary_baseline_ms = median
             log.canary_tolerance = max(policy.canary_tolerance, 3 * float(np.median(np.abs(pooled - median))) / median)
-        else:  # a clock too coarse to time the canary cannot guard anything
+        else:  # nor can one that failed, or a clock too coarse to time it
             guard = None
 
     round_index = 0
@@ -184,16 +186,23 @@ def time_in_rounds(
             kept: dict[str, tuple[list[float], list[float], int]] = {}
             canary_ms: list[float] = []
             if guard is not None:
-                canary_ms += timer.runs(guard, policy.round_runs)[0]
+                try:
+                    canary_ms += timer.runs(guard, policy.round_runs)[0]
+                except Exception:
+                    guard = None
             for key in order.sample(active, len(active)):
                 try:
                     kept[key] = timer.runs(runs[key], policy.round_runs)
                 except Exception as exc:
                     fail(key, exc)
-            if guard is None:
+            if guard is not None:
+                try:
+                    canary_ms += timer.runs(guard, policy.round_runs)[0]
+                except Exception:
+                    guard = None
+            if guard is None or not canary_ms:
                 drift, flagged = 0.0, False
                 break
-            canary_ms += timer.runs(guard, policy.round_runs)[0]
             drift = float(np.median(canary_ms)) / log.canary_baseline_ms - 1.0
             flagged = abs(drift) > log.canary_tolerance
             if not flagged or retries >= policy.max_round_retries:

@@ -120,8 +120,8 @@ def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: in
                 prepared[workload.key] = loaded
             else:
                 results[workload.key] = loaded
-        if backend.policy.canary_tolerance > 0:
-            loaded = backend.prepare(canary_workload())
+        if backend.policy.canary_tolerance > 0:  # a runtime that cannot run the canary times the group unguarded
+            loaded = _prepare_robustly(backend, canary_workload())
             canary = loaded if isinstance(loaded, Prepared) else None
         timed, log = time_in_rounds({key: item.run for key, item in prepared.items()}, backend.policy,
                                     canary=canary.run if canary else None, seed=seed)

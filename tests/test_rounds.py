@@ -255,3 +255,17 @@ def test_the_canary_runs_on_torch_with_the_onnx_models_weights():
     with torch.no_grad():
         torch_out = workload.builder()(torch.from_numpy(x)).numpy()
     assert np.allclose(session.run(None, {"x": x})[0], torch_out, atol=1e-4)
+
+
+def test_a_canary_that_raises_leaves_the_rounds_unguarded():
+    host = FakeHost()
+    calls = {"n": 0}
+
+    def canary() -> None:
+        calls["n"] += 1
+        if calls["n"] > 8:  # after the baseline, in the first round
+            raise RuntimeError("out of memory")
+        host.runner(1.0)()
+
+    results, log = time_in_rounds({"a": host.runner(2.0)}, POLICY, canary=canary, clock_ns=host.clock, cpu_ns=host.cpu)
+    assert results["a"].status == "ok" and results["a"].median_ms == pytest.approx(2.0) and log.flagged_rounds == 0
