@@ -14,6 +14,7 @@ pure-Python modules the video models need are executed (``pip install 'vidlat[zo
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -38,6 +39,8 @@ def _bare_packages() -> None:
             continue
         module = types.ModuleType(name)
         module.__path__ = [str(root.joinpath(*name.split(".")[1:]))]
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        module.__spec__.submodule_search_locations = module.__path__
         module._vidlat_bare = True  # type: ignore[attr-defined]
         sys.modules[name] = module
         if "." in name:

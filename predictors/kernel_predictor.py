@@ -79,6 +79,13 @@ def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -
     return pd.DataFrame.from_records(records, columns=["key", "type", "features", "signature", "ms", "round"])
 
 
+def operator_count(table: pd.DataFrame) -> int:
+    """How many operator and fusion-test measurements a store table holds (what a kernel predictor is fitted on)."""
+    if table.empty:
+        return 0
+    return int(table["spec"].map(lambda s: isinstance(s, dict) and s.get("op") in ("operator", "fusion")).sum())
+
+
 def overhead_of(table: pd.DataFrame) -> float:
     """The per-run time of the smallest graph on the device (0 if not measured)."""
     rows = _of(table, "operator")
@@ -133,6 +140,7 @@ class KernelPredictor:
     overhead_ms: float = 0.0
     scale: float = 1.0
     calibration_models: int = 0
+    measurements: int = 0
     regressors_: dict[str, TypeRegressor] = field(default_factory=dict)
     table_: dict[tuple[Any, ...], float] = field(default_factory=dict)
     samples_: dict[str, int] = field(default_factory=dict)
@@ -145,7 +153,7 @@ class KernelPredictor:
         rows = operator_rows(table, rules, overhead)
         if rows.empty:
             raise PredictorError(f"no operator measurements of device '{device}'; run `vidlat profile --device {device} --operators` first")
-        predictor = cls(device, dict(fingerprint or {}), rules, overhead)
+        predictor = cls(device, dict(fingerprint or {}), rules, overhead, measurements=operator_count(table))
         for kernel_type, group in rows.groupby("type"):
             predictor.samples_[kernel_type] = len(group)
             if len(group) >= MIN_SAMPLES:
@@ -200,7 +208,7 @@ class KernelPredictor:
             "format": FORMAT, "device": self.device, "fingerprint": {str(k): str(v) for k, v in self.fingerprint.items()},
             "rules": sorted(self.rules.fused), "evidence": {k: float(v) for k, v in self.rules.evidence.items()},
             "overhead_ms": float(self.overhead_ms), "scale": float(self.scale), "calibration_models": int(self.calibration_models),
-            "samples": {k: int(v) for k, v in self.samples_.items()},
+            "measurements": int(self.measurements), "samples": {k: int(v) for k, v in self.samples_.items()},
             "regressors": {t: {"base": r.base, "residual": r.residual} for t, r in self.regressors_.items()},
             "table": [[str(sig[0]), [float(v) for v in sig[1:]], float(ms)] for sig, ms in self.table_.items()],
         }
@@ -234,7 +242,7 @@ class KernelPredictor:
                 device=str(payload["device"]), fingerprint=saved,
                 rules=FusionRules(frozenset(str(r) for r in payload["rules"]), {str(k): float(v) for k, v in payload["evidence"].items()}),
                 overhead_ms=float(payload["overhead_ms"]), scale=float(payload["scale"]),
-                calibration_models=int(payload["calibration_models"]),
+                calibration_models=int(payload["calibration_models"]), measurements=int(payload["measurements"]),
                 regressors_=regressors, table_=table, samples_={str(k): int(v) for k, v in payload["samples"].items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

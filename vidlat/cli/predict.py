@@ -6,6 +6,7 @@
                            ──evaluate─> table of acc5/acc10/MAPE/RMSE/Kendall/Spearman per predictor
                                         + evaluation.json, metrics.csv, predictions.csv, scatter.png
     ARCH.yaml | MODEL.onnx ──predict──> per-block and total ms (fitted predictor, else the plain table)
+    any MODEL.onnx ──predict──> per-kernel and total ms (operator tables of `profile --operators`, predictors.any_model)
 """
 
 from __future__ import annotations
@@ -101,10 +102,17 @@ def _format_scores(scores: dict[str, dict[str, float]]) -> str:
 @click.option("--out", type=click.Path(dir_okay=False), help="predictor file [default: beside the store, predictors/<device>--<space>.skops]")
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="first measure N extra block configurations around the space (more where the regressor errs most)")
+@click.option("--operators", "by_operators", is_flag=True, help="fit the kernel predictor of `profile --operators` instead (any ONNX model)")
+@click.option("--calibrate", "calibrate_models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="with --operators: an ONNX model measured with `vidlat profile --onnx`, for the whole-model scale (repeatable)")
 def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, contended: str,
-        out: str | None, sample: int) -> None:
-    """Fit the latency regressors and the whole-network calibration of a device and space."""
+        out: str | None, sample: int, by_operators: bool, calibrate_models: tuple[str, ...]) -> None:
+    """Fit the latency regressors and the whole-network calibration of a device and space (or its kernel predictor)."""
     from search.space import load_space
+
+    if by_operators:
+        _fit_operators(device_name, store_path, out=out, models=calibrate_models, seed=seed)
+        return
 
     space = load_space(space_name)
     with _open_store(store_path, read_only=not sample) as store:
@@ -137,10 +145,17 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
 @click.option("--out", type=click.Path(file_okay=False), help="folder for evaluation.json, metrics.csv, predictions.csv, scatter.png "
               "[default: ./vidlat-evaluate/<device>--<space>]")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+@click.option("--operators", "by_operators", is_flag=True, help="judge the kernel predictor: per kernel type (out of fold) and on --model files")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="with --operators: an ONNX model measured with `vidlat profile --onnx` (repeatable)")
 def evaluate(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int,
-             contended: str, regressor: str, out: str | None, as_json: bool) -> None:
-    """Judge the predictors on measured whole networks they were not fitted on."""
+             contended: str, regressor: str, out: str | None, as_json: bool, by_operators: bool, models: tuple[str, ...]) -> None:
+    """Judge the predictors on measured whole networks they were not fitted on (or the kernel predictor)."""
     from search.space import load_space
+
+    if by_operators:
+        _evaluate_operators(device_name, store_path, models=models, seed=seed, as_json=as_json)
+        return
 
     space = load_space(space_name)
     with _open_store(store_path) as store:
@@ -222,8 +237,14 @@ def predict_arch(device_name: str, arch_path: str, *, space_name: str | None = N
 @_store
 @click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False), help="fitted predictor file [default: the one `vidlat fit` saved]")
 @click.option("--json", "as_json", is_flag=True, help="print per-block and total latency as JSON (total under total_ms)")
-def predict(device_name: str, arch_path: str, space_name: str | None, store_path: str | None, predictor_file: str | None, as_json: bool) -> None:
-    """Predicted latency of an arch or an exported vidlat ONNX model on a device, per block and total."""
+@click.option("--operators", "by_operators", is_flag=True, help="price a vidlat model kernel by kernel too (any other ONNX model always is)")
+@click.option("--partial", is_flag=True, help="ONNX models: price what can be priced and list the ops that cannot (else exit 2)")
+def predict(device_name: str, arch_path: str, space_name: str | None, store_path: str | None, predictor_file: str | None, as_json: bool,
+            by_operators: bool, partial: bool) -> None:
+    """Predicted latency of an arch or any ONNX model on a device, per block (vidlat archs) or per kernel, and total."""
+    if arch_path.endswith(".onnx") and (by_operators or not _is_vidlat_model(arch_path)):
+        _predict_any(device_name, arch_path, store_path=store_path, predictor_file=predictor_file, as_json=as_json, partial=partial)
+        return
     result = predict_arch(device_name, arch_path, space_name=space_name, store_path=store_path, predictor_file=predictor_file)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -234,3 +255,77 @@ def predict(device_name: str, arch_path: str, space_name: str | None, store_path
         click.echo(f"{block['layer']:>5}  {block['block']:<20}{block['ms']:>9.3f}  {block['source']}")
     click.echo(f"stem + head {result['fixed_ms']:.3f} ms; block sum {result['block_sum_ms']:.3f} ms; "
                f"total {result['total_ms']:.3f} ms ({result['calibration']['kind']} calibration)")
+
+
+def _is_vidlat_model(path: str) -> bool:
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:
+        raise PredictorError(f"{path}: cannot read the ONNX model ({type(exc).__name__})") from None
+    return any(prop.key == "vidlat.arch" for prop in model.metadata_props)
+
+
+def _predict_any(device_name: str, path: str, *, store_path: str | None, predictor_file: str | None, as_json: bool, partial: bool) -> None:
+    from predictors.any_model import operator_predictor, predict_workload
+    from vidlat.cli.profile import onnx_file_workload
+
+    with _open_store(store_path) as store:
+        device = _device_in_store(device_name, store)
+        try:
+            predictor = operator_predictor(store, device, path=predictor_file)
+        except PredictorError as exc:
+            raise PredictorError(f"{path}: not an exported vidlat model, so it is priced per kernel: {exc}") from None
+    workload = onnx_file_workload(path)
+    result = predict_workload(predictor, workload, partial=partial)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['model']} on {result['device']}: {len(result['kernels'])} kernels, fused on this device: "
+               f"{', '.join(result['rules']) or 'none'}")
+    click.echo(f"{'#':>4}  {'kernel':<32}{'type':<12}{'ms':>10}  source")
+    for index, row in enumerate(result["kernels"]):
+        ms = "-" if row["ms"] is None else f"{row['ms']:.4f}"
+        click.echo(f"{index:>4}  {row['kernel'][:31]:<32}{row['type']:<12}{ms:>10}  {row['source']}")
+    click.echo(f"kernels {result['kernel_sum_ms']:.3f} ms + runtime overhead {result['overhead_ms']:.3f} ms, "
+               f"x{result['scale']:.3f} calibration: total {result['total_ms']:.3f} ms")
+    for item in result["unpriced"]:
+        click.echo(f"not priced: {item['node']} ({item['op_type']}): {item['reason']}")
+
+
+def _fit_operators(device_name: str, store_path: str | None, *, out: str | None, models: tuple[str, ...], seed: int) -> None:
+    from predictors.any_model import evaluate_models, operator_predictor_path
+    from predictors.kernel_predictor import KernelPredictor
+    from vidlat.cli.profile import onnx_file_workload
+
+    with _open_store(store_path) as store:
+        device = _device_in_store(device_name, store)
+        predictor = KernelPredictor.fit(store.table(device), device=device, fingerprint=store.fingerprint(device), seed=seed)
+        if models:
+            rows = evaluate_models(predictor, store, [onnx_file_workload(m) for m in models])["models"]
+            predictor.calibrate([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows])
+        path = predictor.save(Path(out) if out else operator_predictor_path(store, device))
+    click.echo(f"{device}: kernel regressors for {', '.join(sorted(predictor.regressors_))} "
+               f"({sum(predictor.samples_.values())} measured operators); fused: {', '.join(sorted(predictor.rules.fused)) or 'none'}")
+    click.echo(f"calibration: x{predictor.scale:.4f} on {predictor.calibration_models} measured models")
+    click.echo(f"saved {path}")
+
+
+def _evaluate_operators(device_name: str, store_path: str | None, *, models: tuple[str, ...], seed: int, as_json: bool) -> None:
+    from predictors.any_model import evaluate_models, operator_predictor
+    from predictors.kernel_predictor import evaluate_operators
+    from vidlat.cli.profile import onnx_file_workload
+
+    with _open_store(store_path) as store:
+        device = _device_in_store(device_name, store)
+        per_type = evaluate_operators(store.table(device), seed=seed)
+        whole = evaluate_models(operator_predictor(store, device), store, [onnx_file_workload(m) for m in models]) if models else None
+    if as_json:
+        click.echo(json.dumps({"device": device, "kernel_types": per_type.to_dict(orient="records"), "models": whole}, indent=2, default=float))
+        return
+    click.echo(f"{device}: kernel regressors, out-of-fold on the measured operators")
+    click.echo(per_type.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if whole:
+        click.echo("\nwhole models (measured with `vidlat profile --onnx`)")
+        for row in whole["models"]:
+            click.echo(f"  {row['model']:<30} predicted {row['predicted_ms']:9.3f} ms  measured {row['measured_ms']:9.3f} ms")
+        click.echo("  " + ", ".join(f"{k} {v:.3f}" for k, v in whole["scores"].items()))

@@ -4,6 +4,7 @@
 
     --space S ──> space.workloads() + fixed_workloads() (+ --networks N sampled nets + reference archs)
     --onnx F  ──> one workload, whole model and per node
+    --operators ──> fusion tests + sampled operator configs in adaptive rounds (predictors.kernel_predictor)
                          │
                          v
     profile_workloads(backend, store, ...)  resumable: stored keys are skipped unless --remeasure
@@ -76,6 +77,7 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 @click.option("--device", "device_name", required=True, help="shipped device name or path to a device .yaml")
 @click.option("--space", "space_name", help="search space name ('default', 'tiny') or YAML path: measure all its workloads")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="one ONNX model: measured whole and per node")
+@click.option("--operators", is_flag=True, help="measure operator (kernel) configurations, so `vidlat predict` can price any ONNX model")
 @click.option("--limit", type=click.IntRange(min=1), help="measure at most N workloads now (the rest on the next run)")
 @click.option("--resume/--remeasure", default=True, show_default=True,
               help="skip workloads the store already has (default), or measure everything again; "
@@ -86,7 +88,7 @@ def with_per_node(device: DeviceConfig) -> DeviceConfig:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), help="latency store file [default: $VIDLAT_STORE or user data dir]")
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def profile(device_name: str, space_name: str | None, onnx_path: str | None, limit: int | None, resume: bool,
+def profile(device_name: str, space_name: str | None, onnx_path: str | None, operators: bool, limit: int | None, resume: bool,
             networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
@@ -96,11 +98,14 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
     already holds measurements is refused, changing nothing; give it a new name, or pass
     --remeasure to measure everything again under the new configuration (old rows stay as history).
     """
-    if (space_name is None) == (onnx_path is None):
-        raise click.UsageError("give exactly one of --space S or --onnx F")
-    if onnx_path is not None and networks:
+    if (space_name is not None) + (onnx_path is not None) + operators != 1:
+        raise click.UsageError("give exactly one of --space S or --onnx F (or --operators)")
+    if space_name is None and networks:
         raise click.UsageError("--networks needs --space")
     device = resolve_device(device_name)
+    if operators:
+        _profile_operators(device, store_path, limit=limit, resume=resume, seed=seed, quiet=quiet, per_node=per_node)
+        return
     if onnx_path is not None:
         workloads = [onnx_file_workload(onnx_path)]
     else:
@@ -120,6 +125,20 @@ def profile(device_name: str, space_name: str | None, onnx_path: str | None, lim
 
 
 TOP_NODES = 15
+
+
+def _profile_operators(device: DeviceConfig, store_path: str | None, *, limit: int | None, resume: bool, seed: int, quiet: bool,
+                       per_node: bool) -> None:
+    from predictors.kernel_predictor import profile_operators
+
+    backend = create_backend(with_per_node(device) if per_node else device)
+    path = Path(store_path) if store_path else default_store_path()
+    try:
+        with LatencyStore(path) as store:
+            summary = profile_operators(backend, store, seed=seed, limit=limit, remeasure=not resume, progress=not quiet)
+    finally:
+        backend.close()
+    click.echo(f"operators: {summary}; store: {path}")
 
 
 def _echo_onnx_result(store: LatencyStore, device_name: str, key: str) -> None:
