@@ -1,5 +1,8 @@
 """Video models written outside vidlat, with random weights, for the any-model bench and tests.
 
+Two sources: torchvision's video models (3D ResNet, MC3, R(2+1)D, S3D, video Swin, MViT) and Hugging
+Face transformers' video transformers (VideoMAE, TimeSformer), built from small configs (no download).
+
 torchvision's video models are pure Python, but ``import torchvision`` loads its compiled operators
 (``torchvision._meta_registrations``), which fail with a CPU-only torch build of another flavour. This
 loader never runs ``torchvision/__init__.py``: it registers empty package modules for the packages on
@@ -8,7 +11,8 @@ pure-Python modules the video models need are executed (``pip install 'vidlat[zo
 
 ::
 
-    ZOO["r3d_18"](num_classes) ──> torch module (random weights, eval mode, no download)
+    zoo_model(name) ──> torch module (random weights, eval mode, no download), input (N, C, T, H, W)
+    zoo_onnx(name, (C, T, H, W)) ──> ONNX bytes, one input named "input"
 """
 
 from __future__ import annotations
@@ -64,7 +68,52 @@ def torchvision_video(name: str) -> Callable[..., torch.nn.Module]:
     return getattr(importlib.import_module(f"torchvision.models.video.{module}"), name)
 
 
+class _ChannelsSecond(torch.nn.Module):
+    """A transformers video classifier fed (N, C, T, H, W) like the others (it takes (N, T, C, H, W) pixel values)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=x.transpose(1, 2)).logits
+
+
+def _transformers(name: str, frames: int, size: int) -> torch.nn.Module:
+    _bare_packages()  # transformers imports torchvision when it is installed
+    import transformers
+
+    common = {"image_size": size, "num_frames": frames, "patch_size": 16, "hidden_size": 192, "num_hidden_layers": 4,
+              "num_attention_heads": 3, "intermediate_size": 768, "num_labels": 10}
+    if name == "videomae":
+        model = transformers.VideoMAEForVideoClassification(transformers.VideoMAEConfig(tubelet_size=2, **common))
+    else:
+        model = transformers.TimesformerForVideoClassification(transformers.TimesformerConfig(**common))
+    return _ChannelsSecond(model)
+
+
+TORCHVISION = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "mvit_v2_s")
+TRANSFORMERS = ("videomae", "timesformer")
+
+
+def zoo_model(name: str, input_shape: tuple[int, int, int, int], *, seed: int = 0) -> torch.nn.Module:
+    """A zoo model with random weights (seeded) in eval mode, for inputs of (C, T, H, W)."""
+    torch.manual_seed(seed)
+    if name in TORCHVISION:
+        return torchvision_video(name)(num_classes=10).eval()
+    if name in TRANSFORMERS:  # position embeddings are sized for the input
+        return _transformers(name, input_shape[1], input_shape[2]).eval()
+    raise ValueError(f"unknown zoo model '{name}'; models: {', '.join(TORCHVISION + TRANSFORMERS)}")
+
+
+def zoo_onnx(name: str, input_shape: tuple[int, int, int, int]) -> bytes:
+    """ONNX bytes of a zoo model at batch 1 (vidlat's exporter: one float input named ``input``)."""
+    from search.export import module_to_onnx
+
+    return module_to_onnx(zoo_model(name, input_shape), input_shape)
+
+
 if __name__ == "__main__":
-    for arch in ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "mvit_v2_s"):
-        net = torchvision_video(arch)(num_classes=10).eval()
+    for arch in TORCHVISION + TRANSFORMERS:
+        net = zoo_model(arch, (3, 8, 64, 64))
         print(arch, sum(p.numel() for p in net.parameters()))

@@ -13,7 +13,8 @@
         many new configs each type gets; they are neighbours of the configs predicted worst
 
 A kernel's time is the workload's median less the runtime's per-run overhead (the smallest graph's
-time), so a model of hundreds of small kernels does not count that overhead hundreds of times.
+time; at least ``FLOOR_SHARE`` of the median), so a model of hundreds of small kernels does not count
+that overhead hundreds of times.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from predictors.errors import PredictorError, PredictorMismatchError
-from predictors.kernels import FEATURES, FusionRules, Kernel, KernelGraph, model_kernels
+from predictors.kernels import FEATURES, FusionRules, KernelGraph, row_latency, model_kernels
 from predictors.metrics import evaluate
 from predictors.persist import FINGERPRINT_FIELDS_IGNORED, load_trusted
 from profiler.backends.base import Backend
@@ -45,21 +46,14 @@ from profiler.workload import Workload
 
 FORMAT = "vidlat-kernel-predictor/1"
 MIN_SAMPLES = 5
-FLOOR_MS = 1e-4
-
-
-def _ms(row: pd.Series) -> float:
-    """A row's latency: its thread CPU time when the sweep left it flagged contended (one-thread runtimes)."""
-    if bool(row.get("contended")) and row.get("cpu_ms") and row["cpu_ms"] > 0:
-        return float(row["cpu_ms"])
-    return float(row["median_ms"])
+FLOOR_SHARE = 0.2  # a kernel's time is at least this share of its workload's measured time
 
 
 def _of(table: pd.DataFrame, op: str) -> pd.DataFrame:
     if table.empty:
         return table
     ok = table[(table["status"] == "ok") & table["spec"].map(lambda s: isinstance(s, dict) and s.get("op") == op)]
-    return ok.assign(ms=ok.apply(_ms, axis=1)) if len(ok) else ok.assign(ms=[])
+    return ok.assign(ms=ok.apply(row_latency, axis=1)) if len(ok) else ok.assign(ms=[])
 
 
 def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -> pd.DataFrame:
@@ -75,7 +69,7 @@ def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -
             continue  # an epilogue this device does not fuse: the time is of several kernels
         kernel = graph.kernels[0]
         records.append({"key": row["key"], "type": kernel.type, "features": kernel.features, "signature": kernel.signature(),
-                        "ms": max(row["ms"] - overhead_ms, FLOOR_MS), "round": int(spec.get("round", 0))})
+                        "ms": max(row["ms"] - overhead_ms, FLOOR_SHARE * row["ms"]), "round": int(spec.get("round", 0))})
     return pd.DataFrame.from_records(records, columns=["key", "type", "features", "signature", "ms", "round"])
 
 
@@ -251,16 +245,19 @@ class KernelPredictor:
 
 # --------------------------------------------------------------------------- evaluation
 def evaluate_operators(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
-    """Out-of-fold accuracy of each kernel type's regressor on the measured operators: samples, acc10, MAPE, Kendall."""
+    """Out-of-fold accuracy of each kernel type's regressor on the measured operators: samples, acc10, MAPE,
+    Kendall, each on the workload's time as measured (the kernel's prediction plus the runtime overhead)."""
     rules = FusionRules.from_table(table)
-    rows = operator_rows(table, rules, overhead_of(table))
+    overhead = overhead_of(table)
+    rows = operator_rows(table, rules, overhead)
     records = []
     for kernel_type, group in rows.groupby("type"):
         predicted = out_of_fold(group.reset_index(drop=True), seed=seed)
         if np.isnan(predicted).all():
             records.append({"type": kernel_type, "samples": len(group), "acc10": math.nan, "mape": math.nan, "kendall": math.nan})
             continue
-        scores = evaluate(predicted, group["ms"].to_numpy())
+        measured = np.maximum(group["ms"].to_numpy() + overhead, group["ms"].to_numpy() / FLOOR_SHARE)
+        scores = evaluate(predicted + (measured - group["ms"].to_numpy()), measured)
         records.append({"type": kernel_type, "samples": len(group), "acc10": scores["acc10"], "mape": scores["mape"], "kendall": scores["kendall"]})
     return pd.DataFrame.from_records(records, columns=["type", "samples", "acc10", "mape", "kendall"])
 

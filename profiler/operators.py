@@ -466,14 +466,14 @@ def sample_workloads(counts: dict[str, int], *, seed: int = 0, round_: int = 0) 
 
 
 # --------------------------------------------------------------------------- fusion-rule tests
-_FUSION_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
+_FUSION_CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {  # anchors about as cheap as the follower, so a fused B shows
     "conv": ("conv", [
-        {"cin": 64, "cout": 64, "groups": 1, "kernel": [3, 3, 3], "stride": [1, 1, 1], "size": [4, 28, 28], "epilogue": []},
-        {"cin": 128, "cout": 128, "groups": 1, "kernel": [1, 1, 1], "stride": [1, 1, 1], "size": [8, 14, 14], "epilogue": []},
+        {"cin": 8, "cout": 8, "groups": 1, "kernel": [1, 1, 1], "stride": [1, 1, 1], "size": [8, 56, 56], "epilogue": []},
+        {"cin": 16, "cout": 16, "groups": 1, "kernel": [1, 3, 3], "stride": [1, 1, 1], "size": [4, 28, 28], "epilogue": []},
     ]),
     "matmul": ("matmul", [
-        {"form": "linear", "batch": 1, "m": 392, "k": 192, "n": 768, "epilogue": []},
-        {"form": "linear", "batch": 1, "m": 784, "k": 96, "n": 96, "epilogue": []},
+        {"form": "linear", "batch": 1, "m": 784, "k": 32, "n": 64, "epilogue": []},
+        {"form": "linear", "batch": 1, "m": 392, "k": 64, "n": 96, "epilogue": []},
     ]),
     "elementwise": ("elementwise", [
         {"op": "Add", "shape": [1, 64, 8, 28, 28], "broadcast": False},
@@ -511,6 +511,6 @@ def fusion_workloads() -> list[Workload]:
                 fused = {**config, "epilogue": [*config["epilogue"], follower]}
             for part, (k, c) in (("A", (kernel, config)), ("B", (b_kernel, b_config)), ("AB", (kernel, fused))):
                 base = operator_workload(k, c)
-                workloads.append(Workload(key=f"fusion|{pair}|{case}|{part}", onnx=base.onnx, inputs=base.inputs,
+                workloads.append(Workload(key=f"fusion|{pair}|{part}|{_describe(config)}", onnx=base.onnx, inputs=base.inputs,
                                           spec={"op": "fusion", "pair": pair, "part": part, "case": case}))
     return workloads
