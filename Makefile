@@ -2,7 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS := openvino,video,test
+EXTRAS := openvino,video,zoo,test
 
 .PHONY: demo test test-fast bench clean
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from predictors.errors import PredictorError, PredictorMismatchError
-from predictors.kernels import FEATURES, FusionRules, KernelGraph, row_latency, model_kernels
+from predictors.kernels import FEATURES, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
 from predictors.metrics import evaluate
 from predictors.persist import FINGERPRINT_FIELDS_IGNORED, load_trusted
 from profiler.backends.base import Backend
@@ -47,6 +48,7 @@ from profiler.workload import Workload
 FORMAT = "vidlat-kernel-predictor/1"
 MIN_SAMPLES = 5
 FLOOR_SHARE = 0.2  # a kernel's time is at least this share of its workload's measured time
+MIN_MS = 1e-6  # and positive (a simulator may take 0 ms for a reshape), for the regressors' log
 
 
 def _of(table: pd.DataFrame, op: str) -> pd.DataFrame:
@@ -56,6 +58,23 @@ def _of(table: pd.DataFrame, op: str) -> pd.DataFrame:
     return ok.assign(ms=ok.apply(row_latency, axis=1)) if len(ok) else ok.assign(ms=[])
 
 
+def _recorded_kernel(spec: dict[str, Any], rules: FusionRules) -> Kernel | None:
+    """The kernel of an operator workload from the features its spec records (see ``with_features``), if every
+    op of its epilogue is one the rules fuse; else None (the graph must be grouped again)."""
+    if not isinstance(spec.get("features"), dict):
+        return None
+    anchor = spec["kernel"]
+    followers = spec["config"].get("then" if anchor == "elementwise" else "epilogue", [])
+    if not all(rules.fuses(anchor, op) for op in followers):
+        return None
+    return Kernel(anchor, (), (), {name: float(spec["features"][name]) for name in FEATURES[anchor]})
+
+
+def with_features(workload: Workload, kernel: Kernel) -> Workload:
+    """The workload with its kernel's features recorded in the spec, so fitting need not rebuild its graph."""
+    return Workload(workload.key, workload.onnx, workload.inputs, {**workload.spec, "features": kernel.features})
+
+
 def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -> pd.DataFrame:
     """Measured operator workloads that run as one kernel under ``rules``: type, features, signature, kernel ms, round."""
     records = []
@@ -63,13 +82,15 @@ def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -
         spec = row["spec"]
         if spec["kernel"] not in FEATURES:
             continue
-        workload = operator_workload(spec["kernel"], spec["config"])
-        graph = model_kernels(workload.onnx, workload.inputs, rules)
-        if len(graph.kernels) != 1 or graph.unpriced:
-            continue  # an epilogue this device does not fuse: the time is of several kernels
-        kernel = graph.kernels[0]
+        kernel = _recorded_kernel(spec, rules)
+        if kernel is None:
+            workload = operator_workload(spec["kernel"], spec["config"])
+            graph = model_kernels(workload.onnx, workload.inputs, rules)
+            if len(graph.kernels) != 1 or graph.unpriced:
+                continue  # an epilogue this device does not fuse: the time is of several kernels
+            kernel = graph.kernels[0]
         records.append({"key": row["key"], "type": kernel.type, "features": kernel.features, "signature": kernel.signature(),
-                        "ms": max(row["ms"] - overhead_ms, FLOOR_SHARE * row["ms"]), "round": int(spec.get("round", 0))})
+                        "ms": max(row["ms"] - overhead_ms, FLOOR_SHARE * row["ms"], MIN_MS), "round": int(spec.get("round", 0))})
     return pd.DataFrame.from_records(records, columns=["key", "type", "features", "signature", "ms", "round"])
 
 
@@ -263,14 +284,17 @@ def evaluate_operators(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- adaptive profiling
-def _single_kernel(rules: FusionRules):
-    def accept(workload: Workload) -> bool:
+def _single_kernel(rules: FusionRules) -> Callable[[Workload], Workload | None]:
+    """The workload with its kernel's features if it runs as one kernel under ``rules``, else None."""
+    def accept(workload: Workload) -> Workload | None:
         graph = model_kernels(workload.onnx, workload.inputs, rules)
-        return len(graph.kernels) == 1 and not graph.unpriced
+        if len(graph.kernels) != 1 or graph.unpriced:
+            return None
+        return with_features(workload, graph.kernels[0])
     return accept
 
 
-def _round_workloads(kernel_type: str, count: int, rng: np.random.Generator, accept: Any, round_: int,
+def _round_workloads(kernel_type: str, count: int, rng: np.random.Generator, accept: Callable[[Workload], Workload | None], round_: int,
                      parents: list[dict[str, Any]] | None = None) -> list[Workload]:
     workloads: dict[str, Workload] = {}
     for attempt in range(count * 6):
@@ -281,8 +305,8 @@ def _round_workloads(kernel_type: str, count: int, rng: np.random.Generator, acc
         else:
             config = sample_config(kernel_type, rng)
         workload = operator_workload(kernel_type, config, round_=round_)
-        if workload.key not in workloads and accept(workload):
-            workloads[workload.key] = workload
+        if workload.key not in workloads and (accepted := accept(workload)) is not None:
+            workloads[workload.key] = accepted
     return list(workloads.values())
 
 
