@@ -36,7 +36,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from predictors.errors import PredictorError, PredictorMismatchError
-from predictors.kernels import FEATURES, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
+from predictors.kernels import FEATURES, VIEWS, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
 from predictors.metrics import evaluate
 from predictors.persist import FINGERPRINT_FIELDS_IGNORED, load_trusted
 from profiler.backends.base import Backend
@@ -80,7 +80,7 @@ def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -
     records = []
     for _, row in _of(table, "operator").iterrows():
         spec = row["spec"]
-        if spec["kernel"] not in FEATURES:
+        if spec["kernel"] not in FEATURES or spec["config"].get("op") in VIEWS:
             continue
         kernel = _recorded_kernel(spec, rules)
         if kernel is None:
@@ -115,12 +115,21 @@ class TypeRegressor:
     kernel_type: str
     base: Any = None
     residual: Any = None
+    low_: np.ndarray | None = None
+    high_: np.ndarray | None = None
 
     def _matrix(self, features: list[dict[str, float]]) -> np.ndarray:
-        return np.array([[f[name] for name in FEATURES[self.kernel_type]] for f in features], dtype=float)
+        x = np.array([[f[name] for name in FEATURES[self.kernel_type]] for f in features], dtype=float)
+        if self.low_ is not None and self.high_ is not None:
+            x = np.clip(x, self.low_, self.high_)
+        return x
 
     def fit(self, features: list[dict[str, float]], ms: np.ndarray, *, seed: int = 0) -> "TypeRegressor":
         x, y = self._matrix(features), np.log(np.asarray(ms, dtype=float))
+        # sizes (log_*) extrapolate along the fitted power law; shape descriptors are held to the range measured
+        sizes = np.array([name.startswith("log_") for name in FEATURES[self.kernel_type]])
+        self.low_ = np.where(sizes, -np.inf, x.min(axis=0))
+        self.high_ = np.where(sizes, np.inf, x.max(axis=0))
         self.base = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 2, 11))).fit(x, y)
         self.residual = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, max_features=0.7, random_state=seed,
                                               n_jobs=1).fit(x, y - self.base.predict(x))
@@ -224,7 +233,7 @@ class KernelPredictor:
             "rules": sorted(self.rules.fused), "evidence": {k: float(v) for k, v in self.rules.evidence.items()},
             "overhead_ms": float(self.overhead_ms), "scale": float(self.scale), "calibration_models": int(self.calibration_models),
             "measurements": int(self.measurements), "samples": {k: int(v) for k, v in self.samples_.items()},
-            "regressors": {t: {"base": r.base, "residual": r.residual} for t, r in self.regressors_.items()},
+            "regressors": {t: {"base": r.base, "residual": r.residual, "low": r.low_, "high": r.high_} for t, r in self.regressors_.items()},
             "table": [[str(sig[0]), [float(v) for v in sig[1:]], float(ms)] for sig, ms in self.table_.items()],
         }
         sio.dump(payload, path)
@@ -251,7 +260,8 @@ class KernelPredictor:
             for kernel_type, parts in payload["regressors"].items():
                 if kernel_type not in FEATURES:
                     raise PredictorError(f"'{path}': unknown kernel type '{kernel_type}'")
-                regressors[kernel_type] = TypeRegressor(kernel_type, parts["base"], parts["residual"])
+                regressors[kernel_type] = TypeRegressor(kernel_type, parts["base"], parts["residual"],
+                                                        np.asarray(parts["low"], dtype=float), np.asarray(parts["high"], dtype=float))
             table = {(str(t), *(float(v) for v in values)): float(ms) for t, values, ms in payload["table"]}
             return cls(
                 device=str(payload["device"]), fingerprint=saved,

@@ -11,6 +11,7 @@
     MatMul ─> Add(bias)                         one ``matmul`` kernel if the device fuses matmul>Add
     Div ─> Erf ─> Add ─> Mul ─> Mul             GELU as the exporter writes it: always one ``elementwise`` kernel
     Add ─> Relu                                 one ``elementwise`` kernel if elementwise>Relu fuses
+    Reshape, Flatten, Squeeze, Unsqueeze        free: a view, run in place (listed under ``free``)
 
 ``FusionRules.from_table`` decides each rule from the fusion-rule tests in the store (A, B and A->B
 of ``profiler.operators.fusion_workloads``): fused when A->B costs less than A plus half of B.
@@ -35,13 +36,15 @@ from profiler.simulators.graph import Graph, GraphNode, load_graph
 from profiler.simulators.ops import LoweringError, lower_conv
 
 FREE = frozenset({"Identity", "Dropout", "Constant"})
+# ops that only relabel a tensor's shape: the runtimes run them in place inside a model (alone, in a
+# one-op graph, they copy to the graph output, so measuring them alone would count a copy that never runs)
+VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Tanh", "Sigmoid", "Elu", "Softplus"})
 TRANSCENDENTAL = frozenset({"Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Pow", "Div", "Softplus", "Elu", "Reciprocal", "Gelu"})
 ELEMENTWISE = ACTIVATIONS | TRANSCENDENTAL | frozenset({
     "Add", "Sub", "Mul", "Neg", "Abs", "Max", "Min", "Where", "Equal", "Greater", "Less", "Not", "And", "Or", "Cast", "Mod",
     "Floor", "Ceil", "Round", "Sign"})
 MOVEMENT_GROUPS = {
-    "Reshape": 0, "Flatten": 0, "Squeeze": 0, "Unsqueeze": 0,
     "Transpose": 1, "Concat": 2, "Slice": 3, "Split": 3, "Gather": 3, "Pad": 4, "Expand": 5, "Tile": 5,
 }
 POOL_CODES = {"MaxPool": 0, "AveragePool": 1, "GlobalAveragePool": 2, "GlobalMaxPool": 2, "ReduceMean": 3, "ReduceMax": 3, "ReduceSum": 3}
@@ -60,7 +63,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "norm": ("layer", "log_elems", "channels"),
     "softmax": ("log_elems", "axis"),
     "elementwise": ("log_out", "log_in", "ops", "transcendental", "binary", "broadcast"),
-    "movement": ("kind", "log_in", "log_out", "rank", "inputs"),
+    "movement": ("kind", "log_in", "log_out", "inputs"),
     "resize": ("log_in", "log_out", "linear"),
 }
 
@@ -230,7 +233,7 @@ def _features(kernel_type: str, nodes: list[GraphNode]) -> dict[str, float]:
     if kernel_type == "movement":
         activations = [t for t in anchor.inputs if t.name and not t.constant]
         return {"kind": float(MOVEMENT_GROUPS[anchor.op_type]), "log_in": _log(sum(t.elements for t in activations)),
-                "log_out": _log(sum(t.elements for t in anchor.outputs if t.name)), "rank": float(len(y.shape)),
+                "log_out": _log(sum(t.elements for t in anchor.outputs if t.name)),
                 "inputs": float(len(activations))}
     if kernel_type == "resize":
         return {"log_in": _log(anchor.inputs[0].elements), "log_out": _log(y.elements),
@@ -275,7 +278,7 @@ def group_kernels(graph: Graph, rules: FusionRules) -> KernelGraph:
     for node in graph.nodes:
         if node.name in taken:
             continue
-        if node.op_type in FREE or (node.inputs and all(t.constant for t in node.inputs if t.name) and node.op_type not in TYPE_OF):
+        if node.op_type in FREE or node.op_type in VIEWS or (node.inputs and all(t.constant for t in node.inputs if t.name) and node.op_type not in TYPE_OF):
             result.free.append(node.name)
             continue
         kernel_type = TYPE_OF.get(node.op_type)

@@ -50,7 +50,7 @@ _STRIDES_3D = ((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 1, 1), (2, 4, 4))
 _EPILOGUES = ((), ("BatchNormalization",), ("Relu",), ("BatchNormalization", "Relu"), ("Add",), ("Add", "Relu"), ("Sigmoid",))
 UNARY = ("Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Exp", "Neg", "Gelu", "HardSigmoid", "Clip")
 BINARY = ("Add", "Mul", "Sub", "Div", "Pow")
-MOVEMENT = ("Reshape", "Transpose", "Concat", "Slice", "Pad", "Expand")
+MOVEMENT = ("Transpose", "Concat", "Slice", "Pad", "Expand")  # Reshape & co. are views, free inside a model
 
 
 # --------------------------------------------------------------------------- graph building helpers
