@@ -61,8 +61,8 @@ def _of(table: pd.DataFrame, op: str) -> pd.DataFrame:
 def _recorded_kernel(spec: dict[str, Any], rules: FusionRules) -> Kernel | None:
     """The kernel of an operator workload from the features its spec records (see ``with_features``), if every
     op of its epilogue is one the rules fuse; else None (the graph must be grouped again)."""
-    if not isinstance(spec.get("features"), dict):
-        return None
+    if not isinstance(spec.get("features"), dict) or not set(FEATURES[spec["kernel"]]) <= set(spec["features"]):
+        return None  # recorded before a feature was added
     anchor = spec["kernel"]
     followers = spec["config"].get("then" if anchor == "elementwise" else "epilogue", [])
     if not all(rules.fuses(anchor, op) for op in followers):

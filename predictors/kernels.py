@@ -63,7 +63,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "norm": ("layer", "log_elems", "channels"),
     "softmax": ("log_elems", "axis"),
     "elementwise": ("log_out", "log_in", "ops", "transcendental", "binary", "broadcast"),
-    "movement": ("kind", "log_in", "log_out", "inputs"),
+    "movement": ("kind", "log_in", "log_out", "inputs", "log_block"),
     "resize": ("log_in", "log_out", "linear"),
 }
 
@@ -234,7 +234,7 @@ def _features(kernel_type: str, nodes: list[GraphNode]) -> dict[str, float]:
         activations = [t for t in anchor.inputs if t.name and not t.constant]
         return {"kind": float(MOVEMENT_GROUPS[anchor.op_type]), "log_in": _log(sum(t.elements for t in activations)),
                 "log_out": _log(sum(t.elements for t in anchor.outputs if t.name)),
-                "inputs": float(len(activations))}
+                "inputs": float(len(activations)), "log_block": _log(_contiguous_block(anchor))}
     if kernel_type == "resize":
         return {"log_in": _log(anchor.inputs[0].elements), "log_out": _log(y.elements),
                 "linear": float(str(anchor.attrs.get("mode", b"nearest")).find("linear") >= 0)}
@@ -242,6 +242,21 @@ def _features(kernel_type: str, nodes: list[GraphNode]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- grouping
+def _contiguous_block(node: GraphNode) -> int:
+    """Elements copied in one contiguous run: for a Transpose the trailing input axes it leaves in place,
+    for the other movement ops the output's last axis."""
+    shape = node.outputs[0].shape
+    if node.op_type != "Transpose":
+        return shape[-1] if shape else 1
+    rank = len(node.inputs[0].shape)
+    perm = list(node.attrs.get("perm") or reversed(range(rank)))
+    block, axis = 1, rank - 1
+    while axis >= 0 and perm[axis] == axis:
+        block *= node.inputs[0].shape[axis]
+        axis -= 1
+    return block
+
+
 def _is_gelu(start: GraphNode, consumers: dict[str, list[GraphNode]], outputs: frozenset[str]) -> list[GraphNode] | None:
     """The nodes Div -> Erf -> Add -> Mul -> Mul of an exported GELU starting at ``start`` (a Div), else None."""
     chain, node = [start], start

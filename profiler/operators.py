@@ -217,10 +217,11 @@ def _build_movement(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tupl
     if op == "Reshape":
         y = g.node("Reshape", ["x", g.const(np.array([shape[0], -1, shape[-1]], dtype=np.int64))])
     elif op == "Transpose":
-        perm = list(range(len(shape)))
-        perm[1], perm[-1] = perm[-1], perm[1]
-        if len(perm) > 3:
-            perm[2], perm[-2] = perm[-2], perm[2]
+        perm = list(c["perm"]) if "perm" in c else list(range(len(shape)))
+        if "perm" not in c:  # the first sampler: swap axes 1 and -1 (and 2 and -2)
+            perm[1], perm[-1] = perm[-1], perm[1]
+            if len(perm) > 3:
+                perm[2], perm[-2] = perm[-2], perm[2]
         y = g.node("Transpose", ["x"], perm=perm)
     elif op == "Concat":
         inputs["y"] = shape
@@ -351,7 +352,15 @@ def _sample_movement(rng: np.random.Generator) -> dict[str, Any]:
         shape = list(_video_shape(rng, _pick(rng, _CHANNELS)))
     else:
         shape = [1, _pick(rng, (1, 4, 16, 64)), _pick(rng, (49, 98, 196, 392)), _pick(rng, (32, 64, 96, 192, 384))]
-    return {"op": op, "shape": shape}
+    if op != "Transpose":
+        return {"op": op, "shape": shape}
+    # a random permutation; half of them keep the innermost axis (a contiguous copy per row, as in
+    # attention head splits), the others move it (a strided gather)
+    perm = [int(v) for v in rng.permutation(len(shape))]
+    if rng.random() < 0.5 and perm[-1] != len(shape) - 1:
+        perm.remove(len(shape) - 1)
+        perm.append(len(shape) - 1)
+    return {"op": op, "shape": shape, "perm": perm}
 
 
 def _sample_resize(rng: np.random.Generator) -> dict[str, Any]:
