@@ -131,7 +131,6 @@ def _conv_out(size: int, kernel: int, stride: int, pad: int) -> int:
 
 # --------------------------------------------------------------------------- builders per kernel type
 def _build_conv(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tuple[int, ...]]]:
-    rank = len(c["kernel"])
     spatial = tuple(c["size"])
     x_shape = (1, c["cin"], *spatial)
     inputs = {"x": x_shape}
@@ -140,7 +139,6 @@ def _build_conv(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tuple[in
     weight = g.weights((c["cout"], c["cin"] // c["groups"], *c["kernel"]))
     y = g.node("Conv", ["x", weight, g.const(np.zeros(c["cout"], dtype=np.float32), "b")], kernel_shape=list(c["kernel"]),
                strides=list(c["stride"]), pads=pads * 2, group=c["groups"])
-    del rank
     y = _epilogue(g, y, tuple(c["epilogue"]), c["cout"], (1, c["cout"], *out_spatial), inputs)
     return g.model(inputs, y), inputs
 
@@ -158,8 +156,9 @@ def _build_matmul(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tuple[
         y = g.node("MatMul", ["x", g.weights((k, n))])
     out_shape = (m, n) if c["form"] == "gemm" else ((1, batch, m, n) if c["form"] == "attention" else (1, batch * m, n))
     for op in c["epilogue"]:
-        if op == "Add":
-            y = g.node("Add", [y, g.const(np.zeros(n, dtype=np.float32), "b")]) if c["form"] != "attention" else g.node("Add", [y, g.const(np.zeros(out_shape[1:], dtype=np.float32), "m")])
+        if op == "Add":  # a bias, or an attention mask / relative position bias
+            attention = c["form"] == "attention"
+            y = g.node("Add", [y, g.const(np.zeros(out_shape[1:] if attention else (n,), dtype=np.float32), "m" if attention else "b")])
         else:
             y = _activation(g, op, y)
     return g.model(inputs, y), inputs
