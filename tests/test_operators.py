@@ -60,3 +60,18 @@ def test_operator_profiling_resumes_where_it_stopped(tmp_path):
         assert store.measured_keys(SIM) == whole_keys
         again = profile_operators(backend, store, **kwargs)
     assert again.measured == 0 and again.skipped == len(whole_keys) == whole.measured + whole.unsupported + whole.failed
+
+
+def test_profile_operators_cli_measures_and_resumes(tmp_path):
+    from click.testing import CliRunner
+
+    from vidlat.cli import cli
+
+    store = str(tmp_path / "latency.sqlite")
+    args = ["profile", "--device", SIM, "--operators", "--limit", "12", "--store", store, "--quiet"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and "operators: fpga-z7020-sim: 12 measured" in first.stdout, first.output
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0 and "12 skipped as present" in second.stdout and "12 measured" in second.stdout
+    both = CliRunner().invoke(cli, ["profile", "--device", SIM, "--operators", "--space", "tiny", "--store", store])
+    assert both.exit_code == 2 and "exactly one of" in both.output
