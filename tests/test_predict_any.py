@@ -106,6 +106,20 @@ def test_fit_and_evaluate_operators(store_path, zoo_file, tmp_path):
     assert code == 0, err
     assert json.loads(loaded)["total_ms"] == pytest.approx(json.loads(fresh)["total_ms"])
 
+    # a measured whole model: judged, then the whole-model scale makes the calibrated total equal it
+    code, out, err = run("evaluate", "--device", SIM, "--operators", "--store", str(store_path), "--model", str(zoo_file))
+    assert code == 2 and "not measured" in err
+    code, _, err = run("profile", "--device", SIM, "--onnx", str(zoo_file), "--store", str(store_path), "--quiet")
+    assert code == 0, err
+    code, out, err = run("evaluate", "--device", SIM, "--operators", "--store", str(store_path), "--model", str(zoo_file), "--json")
+    assert code == 0, err
+    (model,) = json.loads(out)["models"]["models"]
+    assert model["predicted_ms"] == pytest.approx(json.loads(fresh)["total_ms"]) and model["measured_ms"] > 0
+    code, out, err = run("fit", "--device", SIM, "--operators", "--store", str(store_path), "--calibrate", str(zoo_file), "--out", str(saved))
+    assert code == 0 and "on 1 measured models" in out, err
+    _, calibrated, _ = run("predict", "--device", SIM, str(zoo_file), "--store", str(store_path), "--predictor", str(saved), "--json")
+    assert json.loads(calibrated)["total_ms"] == pytest.approx(model["measured_ms"])
+
 
 def test_a_kernel_predictor_file_cannot_run_code(tiny_store, tmp_path):
     store_path = tiny_store
