@@ -3,7 +3,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS := openvino,video,test,docs
+EXTRAS := openvino,video,zoo,test,docs
 
 .PHONY: demo test test-fast docs clean
 

@@ -126,18 +126,7 @@ class FittedPredictor:
         path = Path(path)
         if not path.is_file():
             raise PredictorError(f"no fitted predictor at '{path}'; run `vidlat fit` first")
-        nodes = schema_nodes(path)
-        refused = sorted({f"{name} ({loader})" for loader, name in nodes - TRUSTED_NODES})
-        if refused:
-            shown = ", ".join(refused[:5]) + (f" ... ({len(refused) - 5} more)" if len(refused) > 5 else "")
-            raise PredictorError(
-                f"'{path}' holds types a vidlat predictor never contains, refused unloaded: {shown}; "
-                "load only predictors written by `vidlat fit`"
-            )
-        try:
-            payload = sio.load(path, trusted=sorted({name for _, name in nodes}))
-        except Exception as exc:  # a trusted type with state it cannot take
-            raise PredictorError(f"'{path}' is not a saved vidlat predictor ({type(exc).__name__}: {exc})") from None
+        payload = load_trusted(path)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise PredictorError(f"'{path}' is not a saved vidlat predictor (format {FORMAT})")
         if device is not None and payload["device"] != device:
@@ -178,6 +167,22 @@ class FittedPredictor:
             regressor=regressor,
             scores=payload.get("scores", {}),
         )
+
+
+def load_trusted(path: Path) -> Any:
+    """The payload of a skops file whose every schema node is in ``TRUSTED_NODES``; else ``PredictorError``, unloaded."""
+    nodes = schema_nodes(path)
+    refused = sorted({f"{name} ({loader})" for loader, name in nodes - TRUSTED_NODES})
+    if refused:
+        shown = ", ".join(refused[:5]) + (f" ... ({len(refused) - 5} more)" if len(refused) > 5 else "")
+        raise PredictorError(
+            f"'{path}' holds types a vidlat predictor never contains, refused unloaded: {shown}; "
+            "load only predictors written by `vidlat fit`"
+        )
+    try:
+        return sio.load(path, trusted=sorted({name for _, name in nodes}))
+    except Exception as exc:  # a trusted type with state it cannot take
+        raise PredictorError(f"'{path}' is not a saved vidlat predictor ({type(exc).__name__}: {exc})") from None
 
 
 def schema_nodes(path: Path) -> set[tuple[str, str]]:

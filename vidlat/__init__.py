@@ -17,7 +17,8 @@ from profiler import __version__
 
 #: name -> module of everything ``import vidlat`` offers beside the version
 API: dict[str, str] = {
-    **dict.fromkeys(("load_latency_predictor", "profile", "profile_fleet", "fit", "evaluate", "search", "train", "export", "run"), "vidlat.api"),
+    **dict.fromkeys(("load_latency_predictor", "profile", "profile_fleet", "profile_operators", "predict_model", "fit_operators",
+                      "evaluate_operators", "fit", "evaluate", "search", "train", "export", "run"), "vidlat.api"),
     **dict.fromkeys(("ClipConfig", "EvolutionConfig", "SearchConfig", "TrainConfig"), "search.config"),
     "FitConfig": "predictors.fit",
 }

@@ -122,8 +122,8 @@ def profile(device: str | DeviceConfig, *, space: str | SearchSpace | None = Non
     from profiler.backends import create_backend
     from profiler.sweep import profile_workloads
 
-    workloads = _profiling_workloads(space, onnx, networks=networks, seed=seed)
     config = resolve_device(device) if isinstance(device, str) else device
+    workloads = _profiling_workloads(space, onnx, networks=networks, seed=seed)
     if per_node or onnx is not None:
         config = config.with_per_node()
     backend = create_backend(config)
@@ -134,6 +134,76 @@ def profile(device: str | DeviceConfig, *, space: str | SearchSpace | None = Non
     finally:
         backend.close()
     return ProfileResult(config.name, path, list(dict.fromkeys(w.key for w in workloads)), summary)
+
+
+def profile_operators(device: str | DeviceConfig, *, seed: int = 0, limit: int | None = None, remeasure: bool = False,
+                      per_node: bool = False, store: PathLike | None = None, progress: bool = True) -> ProfileResult:
+    """Measure the device's operator (kernel) workloads: fusion tests, then sampled operator configurations in
+    adaptive rounds (``predictors.kernel_predictor.profile_operators``), so any ONNX model can be priced."""
+    from predictors.kernel_predictor import profile_operators as sweep_operators
+    from profiler.backends import create_backend
+
+    config = resolve_device(device) if isinstance(device, str) else device
+    backend = create_backend(config.with_per_node() if per_node else config)
+    path = _store_path(store)
+    try:
+        with LatencyStore(path) as opened:
+            summary = sweep_operators(backend, opened, seed=seed, limit=limit, remeasure=remeasure, progress=progress)
+    finally:
+        backend.close()
+    return ProfileResult(config.name, path, list(summary.keys), summary)
+
+
+def predict_model(device: str, model: PathLike, *, store: PathLike | None = None, predictor: PathLike | None = None,
+                  partial: bool = False) -> dict[str, Any]:
+    """Per-kernel and total latency of any ONNX model on ``device`` from its operator tables
+    (``vidlat profile --operators``): nodes grouped into the device's kernels, each priced (table hit, else the
+    kernel type's regressor), summed; ops it cannot price are an error unless ``partial`` (then listed)."""
+    from predictors.any_model import operator_predictor, predict_workload
+    from predictors.errors import PredictorError
+    from profiler.onnx_file import onnx_file_workload
+
+    with open_store(store) as opened:
+        name = stored_device_name(opened, device)
+        try:
+            kernels = operator_predictor(opened, name, path=predictor)
+        except PredictorError as exc:
+            raise PredictorError(f"{model}: not an exported vidlat model, so it is priced per kernel: {exc}") from None
+    return predict_workload(kernels, onnx_file_workload(model), partial=partial)
+
+
+def fit_operators(device: str, *, store: PathLike | None = None, out: PathLike | None = None,
+                  calibrate: Sequence[PathLike] = (), seed: int = 0) -> tuple[Any, Path]:
+    """Fit ``device``'s kernel predictor on its operator measurements (per kernel type), with a whole-model
+    scale from ``calibrate`` (ONNX models measured with ``vidlat profile --onnx``); returns it and where it was saved."""
+    from predictors.any_model import evaluate_models, operator_predictor_path
+    from predictors.kernel_predictor import KernelPredictor
+    from profiler.onnx_file import onnx_file_workload
+
+    with open_store(store) as opened:
+        name = stored_device_name(opened, device)
+        predictor = KernelPredictor.fit(opened.table(name), device=name, fingerprint=opened.fingerprint(name), seed=seed)
+        if calibrate:
+            rows = evaluate_models(predictor, opened, [onnx_file_workload(model) for model in calibrate])["models"]
+            predictor.calibrate([row["predicted_ms"] for row in rows], [row["measured_ms"] for row in rows])
+        path = predictor.save(Path(out) if out else operator_predictor_path(opened, name))
+    return predictor, path
+
+
+def evaluate_operators(device: str, *, store: PathLike | None = None, models: Sequence[PathLike] = (),
+                       seed: int = 0) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """The kernel predictor judged per kernel type (out of fold on the measured operators) and, with
+    ``models`` (measured with ``vidlat profile --onnx``), on whole models."""
+    from predictors.any_model import evaluate_models, operator_predictor
+    from predictors.kernel_predictor import evaluate_operators as per_kernel_type
+    from profiler.onnx_file import onnx_file_workload
+
+    with open_store(store) as opened:
+        name = stored_device_name(opened, device)
+        per_type = per_kernel_type(opened.table(name), seed=seed)
+        whole = (evaluate_models(operator_predictor(opened, name), opened, [onnx_file_workload(model) for model in models])
+                 if models else None)
+    return per_type, whole
 
 
 @dataclass(frozen=True)

@@ -73,10 +73,21 @@ def echo_fit(result: Any) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="predictor file [default: beside the store, predictors/<device>--<space>.skops]")
 @click.option("--sample", type=click.IntRange(min=0), default=0, show_default=True,
               help="first measure N extra block configurations around the space (more where the regressor errs most)")
+@click.option("--operators", "by_operators", is_flag=True, help="fit the kernel predictor of `profile --operators` instead (any ONNX model)")
+@click.option("--calibrate", "calibrate_models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="with --operators: an ONNX model measured with `vidlat profile --onnx`, for the whole-model scale (repeatable)")
 def fit(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int, contended: str,
-        out: str | None, sample: int) -> None:
-    """Fit the latency regressors and the whole-network calibration of a device and space."""
+        out: str | None, sample: int, by_operators: bool, calibrate_models: tuple[str, ...]) -> None:
+    """Fit the latency regressors and the whole-network calibration of a device and space (or its kernel predictor)."""
     from vidlat import api
+
+    if by_operators:
+        predictor, path = api.fit_operators(device_name, store=store_path, out=out, calibrate=calibrate_models, seed=seed)
+        click.echo(f"{predictor.device}: kernel regressors for {', '.join(sorted(predictor.regressors_))} "
+                   f"({sum(predictor.samples_.values())} measured operators); fused: {', '.join(sorted(predictor.rules.fused)) or 'none'}")
+        click.echo(f"calibration: x{predictor.scale:.4f} on {predictor.calibration_models} measured models")
+        click.echo(f"saved {path}")
+        return
 
     config = FitConfig(calibration_networks=calibration_networks, contended=contended, seed=seed)
     echo_fit(api.fit(device_name, space=space_name, store=store_path, out=out, config=config, sample=sample))
@@ -89,10 +100,18 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
 @click.option("--out", type=click.Path(file_okay=False), help="folder for evaluation.json, metrics.csv, predictions.csv, scatter.png "
               "[default: ./vidlat-evaluate/<device>--<space>]")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+@click.option("--operators", "by_operators", is_flag=True, help="judge the kernel predictor: per kernel type (out of fold) and on --model files")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="with --operators: an ONNX model measured with `vidlat profile --onnx` (repeatable)")
 def evaluate(device_name: str, space_name: str, store_path: str | None, calibration_networks: int, seed: int,
-             contended: str, regressor: str, out: str | None, as_json: bool) -> None:
-    """Judge the predictors on measured whole networks they were not fitted on."""
+             contended: str, regressor: str, out: str | None, as_json: bool, by_operators: bool, models: tuple[str, ...]) -> None:
+    """Judge the predictors on measured whole networks they were not fitted on (or the kernel predictor)."""
     from vidlat import api
+
+    if by_operators:
+        per_type, whole = api.evaluate_operators(device_name, store=store_path, models=models, seed=seed)
+        _echo_operators(device_name, per_type, whole, as_json)
+        return
 
     config = FitConfig(calibration_networks=calibration_networks, contended=contended, seed=seed)
     report = api.evaluate(device_name, space=space_name, store=store_path, config=config,
@@ -103,3 +122,18 @@ def evaluate(device_name: str, space_name: str, store_path: str | None, calibrat
         return
     click.echo(report.table_text())
     click.echo(f"wrote {paths['json'].parent}/ (evaluation.json, metrics.csv, predictions.csv, scatter.png)")
+
+
+def _echo_operators(device: str, per_type: Any, whole: dict[str, Any] | None, as_json: bool) -> None:
+    """What `vidlat evaluate --operators` prints: per kernel type, then whole models."""
+    if as_json:
+        click.echo(json.dumps({"device": device, "kernel_types": per_type.to_dict(orient="records"), "models": whole},
+                              indent=2, default=float))
+        return
+    click.echo(f"{device}: kernel regressors, out-of-fold on the measured operators")
+    click.echo(per_type.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if whole:
+        click.echo("\nwhole models (measured with `vidlat profile --onnx`)")
+        for row in whole["models"]:
+            click.echo(f"  {row['model']:<30} predicted {row['predicted_ms']:9.3f} ms  measured {row['measured_ms']:9.3f} ms")
+        click.echo("  " + ", ".join(f"{k} {v:.3f}" for k, v in whole["scores"].items()))

@@ -5,6 +5,7 @@
     vidlat.api.profile:
     --space S ──> space.profiling_workloads(networks=N): blocks, stem, head (+ N sampled nets + reference archs)
     --onnx F  ──> onnx_file_workload(F): one workload, whole model and per node
+    --operators ──> vidlat.api.profile_operators: fusion tests + sampled operator configs in adaptive rounds
                          │
                          v
     profile_workloads(backend, store, ...)  resumable: stored keys are skipped unless --remeasure
@@ -27,6 +28,7 @@ from vidlat.cli.common import store_option
 @click.option("--shard", is_flag=True, help="devices given under one name are identical boards sharing its table")
 @click.option("--space", "space_name", help="search space name ('default', 'tiny') or YAML path: measure all its workloads")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="one ONNX model: measured whole and per node")
+@click.option("--operators", is_flag=True, help="measure operator (kernel) configurations, so `vidlat predict` can price any ONNX model")
 @click.option("--limit", type=click.IntRange(min=1), help="measure at most N workloads now (the rest on the next run)")
 @click.option("--resume/--remeasure", default=True, show_default=True,
               help="skip workloads the store already has (default), or measure everything again; "
@@ -37,8 +39,9 @@ from vidlat.cli.common import store_option
 @store_option
 @click.option("--per-node", is_flag=True, help="also record per-node times (ONNX Runtime profiler, OpenVINO counters)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def profile(device_name: tuple[str, ...], shard: bool, space_name: str | None, onnx_path: str | None, limit: int | None,
-            resume: bool, networks: int, seed: int, store_path: str | None, per_node: bool, quiet: bool) -> None:
+def profile(device_name: tuple[str, ...], shard: bool, space_name: str | None, onnx_path: str | None, operators: bool,
+            limit: int | None, resume: bool, networks: int, seed: int, store_path: str | None, per_node: bool,
+            quiet: bool) -> None:
     """Measure every workload of a search space (or one ONNX model) on a device into the store.
 
     Resumes by default: workloads already in the store are skipped, so an interrupted run picks up
@@ -47,12 +50,19 @@ def profile(device_name: tuple[str, ...], shard: bool, space_name: str | None, o
     already holds measurements is refused, changing nothing; give it a new name, or pass
     --remeasure to measure everything again under the new configuration (old rows stay as history).
     """
-    if (space_name is None) == (onnx_path is None):
-        raise click.UsageError("give exactly one of --space S or --onnx F")
-    if onnx_path is not None and networks:
+    if (space_name is not None) + (onnx_path is not None) + operators != 1:
+        raise click.UsageError("give exactly one of --space S or --onnx F (or --operators)")
+    if space_name is None and networks:
         raise click.UsageError("--networks needs --space")
     from vidlat import api
 
+    if operators:
+        if len(device_name) > 1 or shard:
+            raise click.UsageError("--operators measures one device at a time")
+        result = api.profile_operators(device_name[0], seed=seed, limit=limit, remeasure=not resume, per_node=per_node,
+                                       store=store_path, progress=not quiet)
+        click.echo(f"operators: {result.summary}; store: {result.store}")
+        return
     if len(device_name) > 1 or shard:
         fleet = api.profile_fleet(list(device_name), shard=shard, space=space_name, onnx=onnx_path, networks=networks,
                                   seed=seed, limit=limit, remeasure=not resume, per_node=per_node, store=store_path,
@@ -79,6 +89,7 @@ def echo_profile(result) -> None:
 
 
 TOP_NODES = 15
+
 
 
 def _echo_onnx_result(store: LatencyStore, device_name: str, key: str) -> None:

@@ -1,0 +1,386 @@
+"""Kernel-level latency prediction for any ONNX model, and the adaptive operator profiling it learns from.
+
+::
+
+    store table (operator workloads, fusion tests, overhead) ──KernelPredictor.fit──>
+        rules (FusionRules), overhead_ms, per kernel type: ridge on features + random forest on its
+        residuals (log ms), table {kernel signature: measured ms}
+    MODEL.onnx ──model_kernels(rules)──> kernels ──table hit, else the type's regressor──> ms each
+        total = overhead + sum(kernels), x calibration scale (from measured whole models, if any)
+
+    profile_operators(backend, store): fusion tests + overhead ──> rules ──> round 0: sampled configs
+        that run as one kernel under the rules ──> rounds 1..R: out-of-fold error per type decides how
+        many new configs each type gets; they are neighbours of the configs predicted worst
+
+A kernel's time is the workload's median less the runtime's per-run overhead (the smallest graph's
+time; at least ``FLOOR_SHARE`` of the median), so a model of hundreds of small kernels does not count
+that overhead hundreds of times.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from predictors.errors import PredictorError, PredictorMismatchError
+from predictors.kernels import FEATURES, VIEWS, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
+from predictors.metrics import evaluate
+from predictors.persist import FINGERPRINT_FIELDS_IGNORED, load_trusted
+from profiler.backends.base import Backend
+from profiler.operators import INITIAL_SAMPLES, KERNEL_TYPES, fusion_workloads, mutate_config, operator_workload, overhead_workload, sample_config
+from profiler.store import LatencyStore
+from profiler.sweep import SweepSummary, profile_workloads
+from profiler.workload import Workload
+
+FORMAT = "vidlat-kernel-predictor/1"
+MIN_SAMPLES = 5
+FLOOR_SHARE = 0.2  # a kernel's time is at least this share of its workload's measured time
+MIN_MS = 1e-6  # and positive (a simulator may take 0 ms for a reshape), for the regressors' log
+
+
+def _of(table: pd.DataFrame, op: str) -> pd.DataFrame:
+    if table.empty:
+        return table
+    ok = table[(table["status"] == "ok") & table["spec"].map(lambda s: isinstance(s, dict) and s.get("op") == op)]
+    return ok.assign(ms=ok.apply(row_latency, axis=1)) if len(ok) else ok.assign(ms=[])
+
+
+def _recorded_kernel(spec: dict[str, Any], rules: FusionRules) -> Kernel | None:
+    """The kernel of an operator workload from the features its spec records (see ``with_features``), if every
+    op of its epilogue is one the rules fuse; else None (the graph must be grouped again)."""
+    if not isinstance(spec.get("features"), dict) or not set(FEATURES[spec["kernel"]]) <= set(spec["features"]):
+        return None  # recorded before a feature was added
+    anchor = spec["kernel"]
+    followers = spec["config"].get("then" if anchor == "elementwise" else "epilogue", [])
+    if not all(rules.fuses(anchor, op) for op in followers):
+        return None
+    return Kernel(anchor, (), (), {name: float(spec["features"][name]) for name in FEATURES[anchor]})
+
+
+def with_features(workload: Workload, kernel: Kernel) -> Workload:
+    """The workload with its kernel's features recorded in the spec, so fitting need not rebuild its graph."""
+    return Workload(workload.key, workload.onnx, workload.inputs, {**workload.spec, "features": kernel.features})
+
+
+def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -> pd.DataFrame:
+    """Measured operator workloads that run as one kernel under ``rules``: type, features, signature, kernel ms, round."""
+    records = []
+    for _, row in _of(table, "operator").iterrows():
+        spec = row["spec"]
+        if spec["kernel"] not in FEATURES or spec["config"].get("op") in VIEWS:
+            continue
+        kernel = _recorded_kernel(spec, rules)
+        if kernel is None:
+            workload = operator_workload(spec["kernel"], spec["config"])
+            graph = model_kernels(workload.onnx, workload.inputs, rules)
+            if len(graph.kernels) != 1 or graph.unpriced:
+                continue  # an epilogue this device does not fuse: the time is of several kernels
+            kernel = graph.kernels[0]
+        records.append({"key": row["key"], "type": kernel.type, "features": kernel.features, "signature": kernel.signature(),
+                        "ms": max(row["ms"] - overhead_ms, FLOOR_SHARE * row["ms"], MIN_MS), "round": int(spec.get("round", 0))})
+    return pd.DataFrame.from_records(records, columns=["key", "type", "features", "signature", "ms", "round"])
+
+
+def operator_count(table: pd.DataFrame) -> int:
+    """How many operator and fusion-test measurements a store table holds (what a kernel predictor is fitted on)."""
+    if table.empty:
+        return 0
+    return int(table["spec"].map(lambda s: isinstance(s, dict) and s.get("op") in ("operator", "fusion")).sum())
+
+
+def overhead_of(table: pd.DataFrame) -> float:
+    """The per-run time of the smallest graph on the device (0 if not measured)."""
+    rows = _of(table, "operator")
+    rows = rows[rows["spec"].map(lambda s: s.get("kernel") == "overhead")] if len(rows) else rows
+    return float(rows["ms"].iloc[-1]) if len(rows) else 0.0
+
+
+@dataclass
+class TypeRegressor:
+    """Ridge regression on a kernel type's features, plus a random forest on its residuals; log ms."""
+
+    kernel_type: str
+    base: Any = None
+    residual: Any = None
+    low_: np.ndarray | None = None
+    high_: np.ndarray | None = None
+
+    def _matrix(self, features: list[dict[str, float]]) -> np.ndarray:
+        x = np.array([[f[name] for name in FEATURES[self.kernel_type]] for f in features], dtype=float)
+        if self.low_ is not None and self.high_ is not None:
+            x = np.clip(x, self.low_, self.high_)
+        return x
+
+    def fit(self, features: list[dict[str, float]], ms: np.ndarray, *, seed: int = 0) -> "TypeRegressor":
+        x, y = self._matrix(features), np.log(np.asarray(ms, dtype=float))
+        # sizes (log_*) extrapolate along the fitted power law; shape descriptors are held to the range measured
+        sizes = np.array([name.startswith("log_") for name in FEATURES[self.kernel_type]])
+        self.low_ = np.where(sizes, -np.inf, x.min(axis=0))
+        self.high_ = np.where(sizes, np.inf, x.max(axis=0))
+        self.base = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 2, 11))).fit(x, y)
+        self.residual = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, max_features=0.7, random_state=seed,
+                                              n_jobs=1).fit(x, y - self.base.predict(x))
+        return self
+
+    def predict(self, features: list[dict[str, float]]) -> np.ndarray:
+        if not features:
+            return np.zeros(0)
+        x = self._matrix(features)
+        return np.exp(self.base.predict(x) + self.residual.predict(x))
+
+
+def out_of_fold(rows: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Predictions of every row of one kernel type by a regressor fitted without its fold."""
+    predicted = np.full(len(rows), np.nan)
+    if len(rows) < max(MIN_SAMPLES, folds):
+        return predicted
+    features, ms = list(rows["features"]), rows["ms"].to_numpy()
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(ms):
+        model = TypeRegressor(rows["type"].iloc[0]).fit([features[i] for i in train], ms[train], seed=seed)
+        predicted[test] = model.predict([features[i] for i in test])
+    return predicted
+
+
+@dataclass
+class KernelPredictor:
+    """Predicts any ONNX model's latency on one device from its operator measurements."""
+
+    device: str
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    rules: FusionRules = field(default_factory=FusionRules)
+    overhead_ms: float = 0.0
+    scale: float = 1.0
+    calibration_models: int = 0
+    measurements: int = 0
+    regressors_: dict[str, TypeRegressor] = field(default_factory=dict)
+    table_: dict[tuple[Any, ...], float] = field(default_factory=dict)
+    samples_: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, table: pd.DataFrame, *, device: str, fingerprint: dict[str, str] | None = None, seed: int = 0) -> "KernelPredictor":
+        """Rules, overhead, table and one regressor per kernel type with at least ``MIN_SAMPLES`` measurements."""
+        rules = FusionRules.from_table(table)
+        overhead = overhead_of(table)
+        rows = operator_rows(table, rules, overhead)
+        if rows.empty:
+            raise PredictorError(f"no operator measurements of device '{device}'; run `vidlat profile --device {device} --operators` first")
+        predictor = cls(device, dict(fingerprint or {}), rules, overhead, measurements=operator_count(table))
+        for kernel_type, group in rows.groupby("type"):
+            predictor.samples_[kernel_type] = len(group)
+            if len(group) >= MIN_SAMPLES:
+                predictor.regressors_[kernel_type] = TypeRegressor(kernel_type).fit(list(group["features"]), group["ms"].to_numpy(), seed=seed)
+        predictor.table_ = {sig: float(ms) for sig, ms in zip(rows["signature"], rows["ms"])}
+        return predictor
+
+    # ------------------------------------------------------------------ prediction
+    def price(self, graph: KernelGraph) -> dict[str, Any]:
+        """Per-kernel ms and source, the sum, the total, and what could not be priced (op, node, reason)."""
+        rows, unpriced = [], [{"node": u.node, "op_type": u.op_type, "reason": u.reason} for u in graph.unpriced]
+        pending: dict[str, list[int]] = {}
+        for kernel in graph.kernels:
+            hit = self.table_.get(kernel.signature())
+            rows.append({"kernel": kernel.label, "type": kernel.type, "node": kernel.nodes[0], "nodes": len(kernel.nodes),
+                         "ms": hit, "source": "table" if hit is not None else "regressor"})
+            if hit is None:
+                if kernel.type in self.regressors_:
+                    pending.setdefault(kernel.type, []).append(len(rows) - 1)
+                else:
+                    rows[-1]["source"] = "unpriced"
+                    unpriced.append({"node": kernel.nodes[0], "op_type": kernel.label,
+                                     "reason": f"too few measured '{kernel.type}' operators on this device "
+                                               f"({self.samples_.get(kernel.type, 0)} < {MIN_SAMPLES}); run `vidlat profile --operators`"})
+        for kernel_type, indices in pending.items():
+            values = self.regressors_[kernel_type].predict([graph.kernels[i].features for i in indices])
+            for index, value in zip(indices, values):
+                rows[index]["ms"] = float(value)
+        kernel_sum = float(sum(row["ms"] for row in rows if row["ms"] is not None))
+        return {"kernels": rows, "kernel_sum_ms": kernel_sum, "overhead_ms": self.overhead_ms,
+                "total_ms": (kernel_sum + self.overhead_ms) * self.scale, "scale": self.scale,
+                "free_nodes": len(graph.free), "unpriced": unpriced}
+
+    def predict_onnx(self, onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """``price`` of an ONNX model at the given input shapes."""
+        return self.price(model_kernels(onnx_bytes, inputs, self.rules))
+
+    def calibrate(self, predicted_ms: list[float], measured_ms: list[float]) -> "KernelPredictor":
+        """A whole-model scale: the geometric mean of measured / predicted over measured models (uncalibrated totals)."""
+        pairs = [(p, m) for p, m in zip(predicted_ms, measured_ms) if p > 0 and m > 0]
+        if not pairs:
+            raise PredictorError("calibration needs at least one measured model with a positive prediction")
+        self.scale = float(math.exp(np.mean([math.log(m / p) for p, m in pairs])))
+        self.calibration_models = len(pairs)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT, "device": self.device, "fingerprint": {str(k): str(v) for k, v in self.fingerprint.items()},
+            "rules": sorted(self.rules.fused), "evidence": {k: float(v) for k, v in self.rules.evidence.items()},
+            "overhead_ms": float(self.overhead_ms), "scale": float(self.scale), "calibration_models": int(self.calibration_models),
+            "measurements": int(self.measurements), "samples": {k: int(v) for k, v in self.samples_.items()},
+            "regressors": {t: {"base": r.base, "residual": r.residual, "low": r.low_, "high": r.high_} for t, r in self.regressors_.items()},
+            "table": [[str(sig[0]), [float(v) for v in sig[1:]], float(ms)] for sig, ms in self.table_.items()],
+        }
+        sio.dump(payload, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None, fingerprint: dict[str, str] | None = None) -> "KernelPredictor":
+        """A saved kernel predictor, its file's types checked against the trusted list before loading."""
+        path = Path(path)
+        if not path.is_file():
+            raise PredictorError(f"no kernel predictor at '{path}'; run `vidlat fit --device D --operators` first")
+        payload = load_trusted(path)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise PredictorError(f"'{path}' is not a saved vidlat kernel predictor (format {FORMAT})")
+        try:
+            if device is not None and payload["device"] != device:
+                raise PredictorMismatchError(f"kernel predictor '{path}' was fitted for device '{payload['device']}', not '{device}'")
+            saved = {str(k): str(v) for k, v in payload["fingerprint"].items()}
+            if fingerprint is not None:
+                differ = sorted(k for k in set(saved) & set(fingerprint) if k not in FINGERPRINT_FIELDS_IGNORED and saved[k] != str(fingerprint[k]))
+                if differ:
+                    raise PredictorMismatchError(f"kernel predictor '{path}' was fitted on other hardware or runtime ({', '.join(differ)}); refit it")
+            regressors = {}
+            for kernel_type, parts in payload["regressors"].items():
+                if kernel_type not in FEATURES:
+                    raise PredictorError(f"'{path}': unknown kernel type '{kernel_type}'")
+                regressors[kernel_type] = TypeRegressor(kernel_type, parts["base"], parts["residual"],
+                                                        np.asarray(parts["low"], dtype=float), np.asarray(parts["high"], dtype=float))
+            table = {(str(t), *(float(v) for v in values)): float(ms) for t, values, ms in payload["table"]}
+            return cls(
+                device=str(payload["device"]), fingerprint=saved,
+                rules=FusionRules(frozenset(str(r) for r in payload["rules"]), {str(k): float(v) for k, v in payload["evidence"].items()}),
+                overhead_ms=float(payload["overhead_ms"]), scale=float(payload["scale"]),
+                calibration_models=int(payload["calibration_models"]), measurements=int(payload["measurements"]),
+                regressors_=regressors, table_=table, samples_={str(k): int(v) for k, v in payload["samples"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PredictorError(f"'{path}' is not a saved vidlat kernel predictor ({type(exc).__name__}: {exc})") from None
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate_operators(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Out-of-fold accuracy of each kernel type's regressor on the measured operators: samples, acc10, MAPE,
+    Kendall, each on the workload's time as measured (the kernel's prediction plus the runtime overhead)."""
+    rules = FusionRules.from_table(table)
+    overhead = overhead_of(table)
+    rows = operator_rows(table, rules, overhead)
+    records = []
+    for kernel_type, group in rows.groupby("type"):
+        predicted = out_of_fold(group.reset_index(drop=True), seed=seed)
+        if np.isnan(predicted).all():
+            records.append({"type": kernel_type, "samples": len(group), "acc10": math.nan, "mape": math.nan, "kendall": math.nan})
+            continue
+        measured = np.maximum(group["ms"].to_numpy() + overhead, group["ms"].to_numpy() / FLOOR_SHARE)
+        scores = evaluate(predicted + (measured - group["ms"].to_numpy()), measured)
+        records.append({"type": kernel_type, "samples": len(group), "acc10": scores["acc10"], "mape": scores["mape"], "kendall": scores["kendall"]})
+    return pd.DataFrame.from_records(records, columns=["type", "samples", "acc10", "mape", "kendall"])
+
+
+# --------------------------------------------------------------------------- adaptive profiling
+def _single_kernel(rules: FusionRules) -> Callable[[Workload], Workload | None]:
+    """The workload with its kernel's features if it runs as one kernel under ``rules``, else None."""
+    def accept(workload: Workload) -> Workload | None:
+        graph = model_kernels(workload.onnx, workload.inputs, rules)
+        if len(graph.kernels) != 1 or graph.unpriced:
+            return None
+        return with_features(workload, graph.kernels[0])
+    return accept
+
+
+def _round_workloads(kernel_type: str, count: int, rng: np.random.Generator, accept: Callable[[Workload], Workload | None], round_: int,
+                     parents: list[dict[str, Any]] | None = None) -> list[Workload]:
+    workloads: dict[str, Workload] = {}
+    for attempt in range(count * 6):
+        if len(workloads) >= count:
+            break
+        if parents:
+            config = mutate_config(kernel_type, parents[attempt % len(parents)], rng)
+        else:
+            config = sample_config(kernel_type, rng)
+        workload = operator_workload(kernel_type, config, round_=round_)
+        if workload.key not in workloads and (accepted := accept(workload)) is not None:
+            workloads[workload.key] = accepted
+    return list(workloads.values())
+
+
+def _merge(total: SweepSummary, part: SweepSummary) -> None:
+    for name in ("measured", "skipped", "unsupported", "failed", "contended", "remeasured_contended", "left"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.keys.extend(part.keys)
+
+
+def profile_operators(backend: Backend, store: LatencyStore, *, scale: float = 1.0, rounds: int = 2, extra_per_round: int = 120,
+                      seed: int = 0, limit: int | None = None, remeasure: bool = False, progress: bool = True) -> SweepSummary:
+    """Fusion tests, overhead, then sampled operator configs in rounds (see the module doc); resumable.
+
+    ``scale`` multiplies the first round's counts (``profiler.operators.INITIAL_SAMPLES``); each later
+    round adds ``extra_per_round`` configs, split over the kernel types by their out-of-fold MAPE.
+    Every step is seeded and each round fits only on earlier rounds, so a rerun regenerates the same
+    workloads and skips the stored ones. ``limit`` caps how many are measured in this call.
+    """
+    device = backend.device.name
+    started = time.perf_counter()
+    total = SweepSummary(device=device)
+    left = limit
+
+    def run(workloads: list[Workload]) -> bool:
+        nonlocal left
+        part = profile_workloads(backend, store, workloads, remeasure=remeasure, limit=left, progress=progress)
+        _merge(total, part)
+        if left is not None:
+            left -= part.measured + part.unsupported + part.failed
+        return part.left == 0 and (left is None or left > 0)
+
+    keep_going = run([overhead_workload(), *fusion_workloads()])
+    rules = FusionRules.from_table(store.table(device))
+    accept = _single_kernel(rules)
+    first = []
+    for index, kernel_type in enumerate(KERNEL_TYPES):
+        count = max(3, round(INITIAL_SAMPLES[kernel_type] * scale))
+        first += _round_workloads(kernel_type, count, np.random.default_rng([seed, 0, index]), accept, 0)
+    keep_going = keep_going and run(first)
+    for round_ in range(1, rounds + 1):
+        if not keep_going:
+            break
+        table = store.table(device)
+        rows = operator_rows(table, rules, overhead_of(table))
+        rows = rows[rows["round"] < round_]
+        errors: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        configs = {row["key"]: row["spec"]["config"] for _, row in _of(table, "operator").iterrows()}
+        for kernel_type, group in rows.groupby("type"):
+            group = group.reset_index(drop=True)
+            predicted = out_of_fold(group, seed=seed)
+            if np.isnan(predicted).all():
+                continue
+            error = np.abs(predicted - group["ms"].to_numpy()) / group["ms"].to_numpy()
+            worst = np.argsort(-error)[: max(3, len(group) // 5)]
+            errors[kernel_type] = (float(np.mean(error)), [configs[group["key"].iloc[i]] for i in worst])
+        weight = sum(max(e, 0.02) for e, _ in errors.values())
+        batch = []
+        for index, kernel_type in enumerate(KERNEL_TYPES):
+            if kernel_type not in errors:
+                continue
+            error, parents = errors[kernel_type]
+            count = round(extra_per_round * max(error, 0.02) / weight)
+            if count:
+                batch += _round_workloads(kernel_type, count, np.random.default_rng([seed, round_, index]), accept, round_, parents)
+        keep_going = run(batch)
+    total.elapsed_s = time.perf_counter() - started
+    return total

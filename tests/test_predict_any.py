@@ -1,0 +1,142 @@
+"""`vidlat predict MODEL.onnx` for models vidlat did not build: a zoo network end to end on a small
+operator table of the simulated FPGA, unpriced ops, fit / evaluate --operators, and a hostile file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import skops.io as sio
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper, save_model
+
+from predictors.errors import PredictorError
+from predictors.kernel_predictor import FORMAT, KernelPredictor, profile_operators
+from profiler.backends import create_backend
+from profiler.catalog import resolve_device
+from profiler.store import LatencyStore
+from vidlat.cli import cli
+
+SIM = "fpga-z7020-sim"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def operator_store(path, *, scale: float, rounds: int):
+    with LatencyStore(path) as store:
+        profile_operators(create_backend(resolve_device(SIM)), store, scale=scale, rounds=rounds, extra_per_round=20, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    """Enough operators of the simulated FPGA for a regressor of every kernel type a 3D CNN needs."""
+    return operator_store(tmp_path_factory.mktemp("ops") / "latency.sqlite", scale=0.25, rounds=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    """A few operators of each type: a MatMul regressor, not much more."""
+    return operator_store(tmp_path_factory.mktemp("tiny") / "latency.sqlite", scale=0.1, rounds=0)
+
+
+@pytest.fixture(scope="module")
+def zoo_file(tmp_path_factory):
+    from bench.zoo import zoo_onnx
+
+    path = tmp_path_factory.mktemp("zoo") / "r2plus1d_18.onnx"
+    path.write_bytes(zoo_onnx("r2plus1d_18", (3, 4, 32, 32)))
+    return path
+
+
+@pytest.mark.slow
+def test_a_zoo_network_is_priced_kernel_by_kernel(store_path, zoo_file):
+    code, out, err = run("predict", "--device", SIM, str(zoo_file), "--store", str(store_path), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["unpriced"] == [] and result["total_ms"] > 0
+    kinds = {row["type"] for row in result["kernels"]}
+    assert {"conv", "pool", "matmul"} <= kinds
+    assert all(row["ms"] is not None and row["ms"] > 0 for row in result["kernels"])
+    assert result["total_ms"] == pytest.approx((result["kernel_sum_ms"] + result["overhead_ms"]) * result["scale"])
+    code, out, err = run("predict", "--device", SIM, str(zoo_file), "--store", str(store_path))
+    assert code == 0 and "Conv" in out and f"total {result['total_ms']:.3f} ms" in out
+
+
+def unpriceable(path) -> None:
+    nodes = [helper.make_node("Einsum", ["x", "x"], ["e"], equation="bij,bjk->bik", name="einsum"),
+             helper.make_node("MatMul", ["e", "w"], ["y"], name="mm")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(np.ones((16, 32), np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save_model(model, path)
+
+
+def test_an_op_no_predictor_covers_is_an_error_unless_partial(tiny_store, tmp_path):
+    store_path = tiny_store
+    path = tmp_path / "einsum.onnx"
+    unpriceable(path)
+    code, out, err = run("predict", "--device", SIM, str(path), "--store", str(store_path))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Einsum" in lines[0] and "--partial" in lines[0]
+    code, out, err = run("predict", "--device", SIM, str(path), "--store", str(store_path), "--partial", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [item["op_type"] for item in result["unpriced"]] == ["Einsum"]
+    assert [row["kernel"] for row in result["kernels"]] == ["MatMul"]
+
+
+@pytest.mark.slow
+def test_fit_and_evaluate_operators(store_path, zoo_file, tmp_path):
+    code, out, err = run("evaluate", "--device", SIM, "--operators", "--store", str(store_path), "--json")
+    assert code == 0, err
+    types = {row["type"]: row for row in json.loads(out)["kernel_types"]}
+    assert types["conv"]["samples"] >= 20 and 0 <= types["conv"]["acc10"] <= 1
+    saved = tmp_path / "kp.skops"
+    code, out, err = run("fit", "--device", SIM, "--operators", "--store", str(store_path), "--out", str(saved))
+    assert code == 0 and saved.is_file(), err
+    _, fresh, _ = run("predict", "--device", SIM, str(zoo_file), "--store", str(store_path), "--json")
+    code, loaded, err = run("predict", "--device", SIM, str(zoo_file), "--store", str(store_path), "--predictor", str(saved), "--json")
+    assert code == 0, err
+    assert json.loads(loaded)["total_ms"] == pytest.approx(json.loads(fresh)["total_ms"])
+
+    # a measured whole model: judged, then the whole-model scale makes the calibrated total equal it
+    code, out, err = run("evaluate", "--device", SIM, "--operators", "--store", str(store_path), "--model", str(zoo_file))
+    assert code == 2 and "not measured" in err
+    code, _, err = run("profile", "--device", SIM, "--onnx", str(zoo_file), "--store", str(store_path), "--quiet")
+    assert code == 0, err
+    code, out, err = run("evaluate", "--device", SIM, "--operators", "--store", str(store_path), "--model", str(zoo_file), "--json")
+    assert code == 0, err
+    (model,) = json.loads(out)["models"]["models"]
+    assert model["predicted_ms"] == pytest.approx(json.loads(fresh)["total_ms"]) and model["measured_ms"] > 0
+    code, out, err = run("fit", "--device", SIM, "--operators", "--store", str(store_path), "--calibrate", str(zoo_file), "--out", str(saved))
+    assert code == 0 and "on 1 measured models" in out, err
+    _, calibrated, _ = run("predict", "--device", SIM, str(zoo_file), "--store", str(store_path), "--predictor", str(saved), "--json")
+    assert json.loads(calibrated)["total_ms"] == pytest.approx(model["measured_ms"])
+
+
+def test_a_kernel_predictor_file_cannot_run_code(tiny_store, tmp_path):
+    store_path = tiny_store
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    with LatencyStore(store_path, read_only=True) as store:
+        good = KernelPredictor.fit(store.table(SIM), device=SIM)
+    path = good.save(tmp_path / "good.skops")
+    assert KernelPredictor.load(path, device=SIM).table_ == good.table_
+    marker = tmp_path / "pwned"
+    evil = Pipeline([("run", FunctionTransformer(exec, kw_args={"source": f"open({str(marker)!r}, 'w')"})),
+                     ("out", LinearRegression().fit(np.zeros((2, 1)), np.zeros(2)))])
+    sio.dump({"format": FORMAT, "device": SIM, "fingerprint": {}, "rules": [], "evidence": {}, "overhead_ms": 0.0, "scale": 1.0,
+              "calibration_models": 0, "measurements": 0, "samples": {"conv": 9},
+              "regressors": {"conv": {"base": evil, "residual": evil}}, "table": []}, tmp_path / "evil.skops")
+    with pytest.raises(PredictorError, match="refused unloaded: .*builtins.exec"):
+        KernelPredictor.load(tmp_path / "evil.skops")
+    assert not marker.exists()
