@@ -13,14 +13,19 @@
     a workload leaves the rounds once its runs reach max_runs or have taken max_seconds
         │
         v
-    Measurement per workload: median over its round medians, statistics of all its runs,
-    extra: rounds, round_medians_ms, run_rounds, flagged_rounds, canary_drift
+    Measurement per workload: median over its round medians, each divided by the canary's speed in
+    that round (its round median over the sweep's reference), flagged rounds left out while two
+    unflagged ones remain; mean, p10, p90 and the raw runs stay as timed;
+    extra: rounds, round_medians_ms (normalised, those the median is over), flagged_round_medians_ms,
+    round_speeds, canary_reference_ms, run_rounds, flagged_rounds, canary_drift
 
 Timed one after another, two passes over the same networks ranked them at Kendall 0.55-0.62 on this
 kind of shared VM; in interleaved rounds at 0.79-0.95 (issue 13's measurements), because minutes-long
 changes of the host's speed no longer land on one workload only. The canary, a fixed small
 convolution timed at both ends of every round, catches what wall-versus-CPU time cannot: a neighbour
-that slows memory or caches without taking the core.
+that slows memory or caches without taking the core. On this VM its time swings between about 0.95
+and 1.75 ms within a minute with CPU time equal to wall time (the host's speed, not contention), so
+each round is also scaled by it: a round run while the host is 30% slow counts 30% less slow.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from profiler.protocol import median_rel_ci, summarize
 from profiler.workload import Measurement, Workload
 
 BASELINE_ROUNDS = 3  # canary rounds before the first round, to learn its time and its spread
+MIN_CLEAN_ROUNDS = 2  # unflagged rounds needed to leave the flagged ones out of a latency
 CANARY_KEY = "canary/conv3d_c16_t4_s28"
 
 Clock = Callable[[], int]
@@ -83,17 +89,28 @@ class _Runs:
     cpu_ms: list[float] = field(default_factory=list)
     run_rounds: list[int] = field(default_factory=list)
     round_medians_ms: list[float] = field(default_factory=list)
+    round_flagged: list[bool] = field(default_factory=list)
+    round_speed: list[float] = field(default_factory=list)  # canary's round median over its reference (1: no canary)
     spent_ns: int = 0
     stopped_by: str | None = None
-    flagged_rounds: int = 0
 
-    def add_round(self, round_index: int, wall_ms: list[float], cpu_ms: list[float], spent_ns: int, *, flagged: bool) -> None:
+    def add_round(self, round_index: int, wall_ms: list[float], cpu_ms: list[float], spent_ns: int, *, flagged: bool,
+                  speed: float) -> None:
         self.wall_ms += wall_ms
         self.cpu_ms += cpu_ms
         self.run_rounds += [round_index] * len(wall_ms)
-        self.round_medians_ms.append(float(np.median(wall_ms)))
+        self.round_medians_ms.append(float(np.median(wall_ms)) / speed)
+        self.round_flagged.append(flagged)
+        self.round_speed.append(speed)
         self.spent_ns += spent_ns
-        self.flagged_rounds += int(flagged)
+
+    def kept_medians(self) -> tuple[list[float], list[float]]:
+        """(round medians, canary-normalised, the latency is the median of; flagged ones left out): flagged rounds are left
+        out while at least ``MIN_CLEAN_ROUNDS`` unflagged ones remain, else every round counts."""
+        clean = [ms for ms, flagged in zip(self.round_medians_ms, self.round_flagged) if not flagged]
+        if len(clean) >= MIN_CLEAN_ROUNDS:
+            return clean, [ms for ms, flagged in zip(self.round_medians_ms, self.round_flagged) if flagged]
+        return list(self.round_medians_ms), []
 
 
 @dataclass
@@ -101,6 +118,7 @@ class RoundLog:
     """What the rounds of one group did: the canary's baseline and, per kept round, its drift and end time."""
 
     canary_baseline_ms: float | None = None
+    canary_reference_ms: float | None = None
     canary_tolerance: float | None = None
     drifts: list[float] = field(default_factory=list)
     flagged: list[bool] = field(default_factory=list)
@@ -137,6 +155,7 @@ def time_in_rounds(
     policy: MeasurementPolicy,
     *,
     canary: Callable[[], object] | None = None,
+    canary_reference_ms: float | None = None,
     seed: int = 0,
     clock_ns: Clock = time.perf_counter_ns,
     cpu_ns: Clock = time.process_time_ns,
@@ -144,8 +163,10 @@ def time_in_rounds(
     """Time every ``runs[key]`` in interleaved rounds under ``policy`` (see the module doc).
 
     A run that raises ends that workload as failed; the others go on. ``canary`` (timed at both ends
-    of every round) guards the rounds when ``policy.canary_tolerance`` > 0. ``clock_ns`` / ``cpu_ns``
-    are the wall and CPU clocks (injectable for tests).
+    of every round) guards the rounds when ``policy.canary_tolerance`` > 0, and every round's times are
+    divided by the canary's speed in that round relative to ``canary_reference_ms`` (default: the
+    group's own baseline; a sweep passes its first group's, so that all its groups share one scale).
+    ``clock_ns`` / ``cpu_ns`` are the wall and CPU clocks (injectable for tests).
     """
     timer = _Timer(clock_ns, cpu_ns)
     order = random.Random(seed)
@@ -175,6 +196,7 @@ def time_in_rounds(
         median = float(np.median(pooled))
         if median > 0:
             log.canary_baseline_ms = median
+            log.canary_reference_ms = canary_reference_ms or median
             log.canary_tolerance = max(policy.canary_tolerance, 3 * float(np.median(np.abs(pooled - median))) / median)
         else:  # nor can one that failed, or a clock too coarse to time it
             guard = None
@@ -201,8 +223,9 @@ def time_in_rounds(
                 except Exception:
                     guard = None
             if guard is None or not canary_ms:
-                drift, flagged = 0.0, False
+                drift, flagged, speed = 0.0, False, 1.0
                 break
+            speed = float(np.median(canary_ms)) / log.canary_reference_ms
             drift = float(np.median(canary_ms)) / log.canary_baseline_ms - 1.0
             flagged = abs(drift) > log.canary_tolerance
             if not flagged or retries >= policy.max_round_retries:
@@ -213,7 +236,7 @@ def time_in_rounds(
         log.flagged.append(flagged)
         log.ended_s.append((clock_ns() - began_ns) / 1e9)
         for key, (wall, cpu, spent) in kept.items():
-            timings[key].add_round(round_index, wall, cpu, spent, flagged=flagged)
+            timings[key].add_round(round_index, wall, cpu, spent, flagged=flagged, speed=speed)
         round_index += 1
         for key in list(active):
             timing = timings[key]
@@ -234,17 +257,24 @@ def time_in_rounds(
         if key in results:
             continue
         measurement = summarize(timing.wall_ms, timing.cpu_ms, policy.contention_ratio)
-        measurement.median_ms = float(np.median(timing.round_medians_ms))
+        kept, left_out = timing.kept_medians()
+        measurement.median_ms = float(np.median(kept))
         rel_ci = median_rel_ci(timing.wall_ms)
         measurement.extra.update(
             rel_ci=rel_ci if math.isfinite(rel_ci) else None,
             stopped_by=timing.stopped_by or log.stopped_by,
             rounds=len(timing.round_medians_ms),
-            round_medians_ms=[round(value, 6) for value in timing.round_medians_ms],
+            round_medians_ms=[round(value, 6) for value in kept],
             run_rounds=timing.run_rounds,
-            flagged_rounds=timing.flagged_rounds,
+            flagged_rounds=sum(timing.round_flagged),
         )
-        if guard is not None:
-            measurement.extra["canary_drift"] = round(max(log.drifts, key=abs), 6) if log.drifts else 0.0
+        if left_out:
+            measurement.extra["flagged_round_medians_ms"] = [round(value, 6) for value in left_out]
+        if log.canary_reference_ms is not None:
+            measurement.extra.update(
+                canary_drift=round(max(log.drifts, key=abs), 6) if log.drifts else 0.0,
+                canary_reference_ms=round(log.canary_reference_ms, 6),
+                round_speeds=[round(value, 4) for value in timing.round_speed],
+            )
         results[key] = measurement
     return results, log

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import urllib.parse
@@ -324,6 +325,22 @@ class LatencyStore:
                 "fingerprint = excluded.fingerprint, registered_at = excluded.registered_at",
                 (device.name, device.backend, json.dumps(config, sort_keys=True), json.dumps(fingerprint, sort_keys=True), _now()),
             )
+
+    def canary_reference(self, device_name: str) -> float | None:
+        """The canary's reference time (ms) for the device as configured now: interleaved sweeps scale
+        every round to it (``profiler.rounds``), so all of a device's sweeps share one scale."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (f"canary:{self.identity(device_name)}",)).fetchone()
+        try:
+            value = float(row[0]) if row is not None else None
+        except ValueError:
+            return None
+        return value if value is not None and math.isfinite(value) and value > 0 else None
+
+    def set_canary_reference(self, device_name: str, ms: float) -> None:
+        """Record the device's canary reference (the first interleaved group's canary baseline)."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                             (f"canary:{self.identity(device_name)}", repr(float(ms))))
 
     def identity(self, device_name: str) -> str:
         """Digest of the configuration the device name means now ("" if none was recorded yet)."""

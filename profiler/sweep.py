@@ -107,9 +107,11 @@ def _prepare_robustly(backend: Backend, workload: Workload) -> Prepared | Measur
     return loaded
 
 
-def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: int = 0) -> tuple[list[Measurement], RoundLog]:
+def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: int = 0,
+                        canary_reference_ms: float | None = None) -> tuple[list[Measurement], RoundLog]:
     """Prepare ``workloads`` together and time them in interleaved rounds with a canary
-    (``profiler.rounds``); one measurement per workload, in order, failures included."""
+    (``profiler.rounds``; ``canary_reference_ms``: the speed every round is scaled to, default the
+    group's canary baseline); one measurement per workload, in order, failures included."""
     results: dict[str, Measurement] = {}
     prepared: dict[str, Prepared] = {}
     canary: Prepared | None = None
@@ -124,7 +126,7 @@ def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: in
             loaded = _prepare_robustly(backend, canary_workload())
             canary = loaded if isinstance(loaded, Prepared) else None
         timed, log = time_in_rounds({key: item.run for key, item in prepared.items()}, backend.policy,
-                                    canary=canary.run if canary else None, seed=seed)
+                                    canary=canary.run if canary else None, canary_reference_ms=canary_reference_ms, seed=seed)
         for key, measurement in timed.items():
             finish = prepared[key].finish
             results[key] = _robustly(lambda: finish(measurement)) if measurement.status == "ok" else measurement
@@ -240,7 +242,10 @@ def profile_workloads(
                 label = first.key if len(batch) == 1 else f"{len(batch)} workloads in rounds"
                 bar.set_postfix_str(label + (f" (retry {attempt}, contended)" if attempt else ""), refresh=True)
             if interleave:
-                measurements, log = measure_interleaved(backend, [workload for workload, _ in batch], seed=groups)
+                measurements, log = measure_interleaved(backend, [workload for workload, _ in batch], seed=groups,
+                                                        canary_reference_ms=store.canary_reference(device))
+                if log.canary_reference_ms is not None and store.canary_reference(device) is None:
+                    store.set_canary_reference(device, log.canary_reference_ms)
                 summary.flagged_rounds += log.flagged_rounds
                 summary.rerun_rounds += log.reruns
             else:

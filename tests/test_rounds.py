@@ -94,6 +94,58 @@ def test_a_slowdown_that_outlasts_the_reruns_is_kept_flagged_and_recorded():
     assert results["a"].extra["flagged_rounds"] >= 1 and results["a"].extra["canary_drift"] == pytest.approx(0.3, abs=0.02)
 
 
+def test_rounds_kept_flagged_are_left_out_of_the_latency_while_clean_ones_remain():
+    host = FakeHost(lambda elapsed_ms: 1.3 if 14.0 <= elapsed_ms < 80.0 else 1.0)  # the first round and its re-runs
+    results, log = time_in_rounds({"a": host.runner(2.0)}, POLICY, canary=host.runner(1.0), clock_ns=host.clock, cpu_ns=host.cpu)
+    assert log.flagged[0] and not any(log.flagged[1:])
+    measurement = results["a"]
+    assert measurement.median_ms == pytest.approx(2.0) and measurement.extra["flagged_rounds"] == 1
+    assert measurement.extra["flagged_round_medians_ms"] == [pytest.approx(2.0)]  # 2.6 ms in a 1.3x slow round
+    assert len(measurement.extra["round_medians_ms"]) == measurement.extra["rounds"] - 1
+
+
+def test_rounds_are_scaled_by_the_canarys_speed_to_one_reference():
+    """The host alternates between full and 1.5x slow speed from round to round (no flagging here):
+    scaled by the canary, every round gives the workload's own time; a given reference sets the scale."""
+    host = FakeHost()
+    rounds = {"n": 0}
+
+    def slow_every_other_round(elapsed_ms: float) -> float:
+        return 1.5 if rounds["n"] % 2 else 1.0
+
+    host.slowdown = slow_every_other_round
+    policy = POLICY.model_copy(update={"canary_tolerance": 0.9, "max_rel_ci": 0.5})
+
+    def workload() -> None:
+        host.runner(3.0)()
+
+    calls = {"n": 0}
+
+    def counting_canary() -> None:  # two canary timings (4 runs each) per round, after a 3-round baseline
+        calls["n"] += 1
+        host.runner(1.0)()
+        if calls["n"] > 12 and (calls["n"] - 12) % 8 == 0:
+            rounds["n"] += 1
+
+    results, log = time_in_rounds({"a": workload}, policy, canary=counting_canary, clock_ns=host.clock, cpu_ns=host.cpu)
+    assert results["a"].median_ms == pytest.approx(3.0) and set(results["a"].extra["round_speeds"]) == {1.0, 1.5}
+    medians = results["a"].extra["round_medians_ms"]
+    assert medians == pytest.approx([3.0] * len(medians))
+
+    halved, _ = time_in_rounds({"a": host.runner(3.0)}, POLICY.model_copy(update={"canary_tolerance": 0.9}),
+                               canary=host.runner(1.0), canary_reference_ms=2.0, clock_ns=host.clock, cpu_ns=host.cpu)
+    assert halved["a"].median_ms == pytest.approx(6.0)  # the reference host was twice as slow: 3 ms here is 6 ms there
+
+
+def test_a_sweep_keeps_one_canary_reference_per_device(tmp_path):
+    with LatencyStore(tmp_path / "s.sqlite") as store:
+        profile_workloads(RoundsBackend(_device(), FakeHost()), store, [_workload(index) for index in range(4)], progress=False)
+        reference = store.canary_reference("fake")
+        rows = store.table("fake")
+    assert reference is not None and reference > 0
+    assert set(rows["key"]) == {"w0", "w1", "w2", "w3"}
+
+
 def test_a_run_that_raises_fails_its_workload_only():
     host = FakeHost()
     calls = {"n": 0}
