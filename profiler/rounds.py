@@ -5,7 +5,8 @@
     warm-up runs of every workload ──> canary baseline (BASELINE_ROUNDS rounds of the canary alone)
         │
         v
-    round r: canary ─> every workload, order shuffled (1 untimed + round_runs timed runs each) ─> canary
+    round r: every workload, order shuffled, each right after the canary (1 untimed + round_runs timed
+             runs each, the canary's too), then the canary once more
         │  canary median off its baseline by more than the tolerance ──> the round is flagged, its runs
         │  dropped and the round re-run (after max_round_retries re-runs it is kept, flagged)
         v
@@ -13,19 +14,21 @@
     a workload leaves the rounds once its runs reach max_runs or have taken max_seconds
         │
         v
-    Measurement per workload: median over its round medians, each divided by the canary's speed in
-    that round (its round median over the sweep's reference), flagged rounds left out while two
+    Measurement per workload: median over its round medians, each divided by the host's speed right
+    before it (the canary's median there over the device's reference), flagged rounds left out while two
     unflagged ones remain; mean, p10, p90 and the raw runs stay as timed;
     extra: rounds, round_medians_ms (normalised, those the median is over), flagged_round_medians_ms,
     round_speeds, canary_reference_ms, run_rounds, flagged_rounds, canary_drift
 
 Timed one after another, two passes over the same networks ranked them at Kendall 0.55-0.62 on this
-kind of shared VM; in interleaved rounds at 0.79-0.95 (issue 13's measurements), because minutes-long
-changes of the host's speed no longer land on one workload only. The canary, a fixed small
-convolution timed at both ends of every round, catches what wall-versus-CPU time cannot: a neighbour
-that slows memory or caches without taking the core. On this VM its time swings between about 0.95
-and 1.75 ms within a minute with CPU time equal to wall time (the host's speed, not contention), so
-each round is also scaled by it: a round run while the host is 30% slow counts 30% less slow.
+kind of shared VM; in interleaved rounds at 0.79-0.95 (docs/design.md, early measurements), because
+minutes-long changes of the host's speed no longer land on one workload only. The canary, a fixed
+small convolution timed before every workload of every round, sees what wall-versus-CPU time cannot:
+the host's own speed, which changes without any process here taking the core (on this VM the canary
+took 0.97 to 2.21 ms within a minute, CPU time equal to wall time). So each workload's round is also
+scaled by the canary timed just before it (bench/canary_scaling.py: passes agreed better this way
+than with one factor per round or none), and a round whose canary strays from the group's baseline
+is re-run.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from profiler.workload import Measurement, Workload
 
 BASELINE_ROUNDS = 3  # canary rounds before the first round, to learn its time and its spread
 MIN_CLEAN_ROUNDS = 2  # unflagged rounds needed to leave the flagged ones out of a latency
+REFERENCE_SECONDS = 2.0  # how long the canary runs to set a device's reference
+REFERENCE_QUANTILE = 10  # the reference is this percentile of those runs: the host at its usual best
 CANARY_KEY = "canary/conv3d_c16_t4_s28"
 
 Clock = Callable[[], int]
@@ -81,6 +86,23 @@ def _canary_module(weight: np.ndarray) -> object:
     return torch.nn.Sequential(conv, torch.nn.ReLU())
 
 
+def canary_reference_ms(run: Callable[[], object], *, seconds: float = REFERENCE_SECONDS,
+                        clock_ns: Clock = time.perf_counter_ns) -> float:
+    """The canary's reference time: the ``REFERENCE_QUANTILE``-th percentile of its runs over ``seconds``.
+
+    Rounds are scaled to it, so it sets the scale of a device's latencies; a low percentile over a few
+    seconds is the host at its usual best, where a short baseline would catch whatever phase it is in.
+    """
+    run()
+    times: list[float] = []
+    deadline = clock_ns() + int(seconds * 1e9)
+    while clock_ns() < deadline or len(times) < 10:
+        start = clock_ns()
+        run()
+        times.append((clock_ns() - start) / 1e6)
+    return float(np.percentile(times, REFERENCE_QUANTILE))
+
+
 @dataclass
 class _Runs:
     """One workload's timed runs so far."""
@@ -90,7 +112,7 @@ class _Runs:
     run_rounds: list[int] = field(default_factory=list)
     round_medians_ms: list[float] = field(default_factory=list)
     round_flagged: list[bool] = field(default_factory=list)
-    round_speed: list[float] = field(default_factory=list)  # canary's round median over its reference (1: no canary)
+    round_speed: list[float] = field(default_factory=list)  # canary before it over the reference (1: no canary)
     spent_ns: int = 0
     stopped_by: str | None = None
 
@@ -162,10 +184,11 @@ def time_in_rounds(
 ) -> tuple[dict[str, Measurement], RoundLog]:
     """Time every ``runs[key]`` in interleaved rounds under ``policy`` (see the module doc).
 
-    A run that raises ends that workload as failed; the others go on. ``canary`` (timed at both ends
-    of every round) guards the rounds when ``policy.canary_tolerance`` > 0, and every round's times are
-    divided by the canary's speed in that round relative to ``canary_reference_ms`` (default: the
-    group's own baseline; a sweep passes its first group's, so that all its groups share one scale).
+    A run that raises ends that workload as failed; the others go on. ``canary`` (timed before every
+    workload and at the end of every round) guards the rounds when ``policy.canary_tolerance`` > 0, and
+    each workload's round is divided by the canary's speed just before it relative to
+    ``canary_reference_ms`` (default: the group's own baseline; a sweep passes the device's reference
+    from the store, so that all its groups and sweeps share one scale).
     ``clock_ns`` / ``cpu_ns`` are the wall and CPU clocks (injectable for tests).
     """
     timer = _Timer(clock_ns, cpu_ns)
@@ -201,31 +224,37 @@ def time_in_rounds(
         else:  # nor can one that failed, or a clock too coarse to time it
             guard = None
 
+    def canary_times() -> list[float]:
+        """The canary's timed runs now ([] without a canary, or once it has failed: then there is none)."""
+        nonlocal guard
+        if guard is None:
+            return []
+        try:
+            return timer.runs(guard, policy.round_runs)[0]
+        except Exception:
+            guard = None
+            return []
+
     round_index = 0
     while active and round_index < policy.max_rounds:
         retries = 0
         while True:
             kept: dict[str, tuple[list[float], list[float], int]] = {}
+            speeds: dict[str, float] = {}
             canary_ms: list[float] = []
-            if guard is not None:
-                try:
-                    canary_ms += timer.runs(guard, policy.round_runs)[0]
-                except Exception:
-                    guard = None
             for key in order.sample(active, len(active)):
+                before = canary_times()  # the host's speed right before this workload
+                canary_ms += before
                 try:
                     kept[key] = timer.runs(runs[key], policy.round_runs)
                 except Exception as exc:
                     fail(key, exc)
-            if guard is not None:
-                try:
-                    canary_ms += timer.runs(guard, policy.round_runs)[0]
-                except Exception:
-                    guard = None
+                    continue
+                speeds[key] = float(np.median(before)) / log.canary_reference_ms if before else 1.0
+            canary_ms += canary_times()
             if guard is None or not canary_ms:
-                drift, flagged, speed = 0.0, False, 1.0
+                drift, flagged = 0.0, False
                 break
-            speed = float(np.median(canary_ms)) / log.canary_reference_ms
             drift = float(np.median(canary_ms)) / log.canary_baseline_ms - 1.0
             flagged = abs(drift) > log.canary_tolerance
             if not flagged or retries >= policy.max_round_retries:
@@ -236,7 +265,7 @@ def time_in_rounds(
         log.flagged.append(flagged)
         log.ended_s.append((clock_ns() - began_ns) / 1e9)
         for key, (wall, cpu, spent) in kept.items():
-            timings[key].add_round(round_index, wall, cpu, spent, flagged=flagged, speed=speed)
+            timings[key].add_round(round_index, wall, cpu, spent, flagged=flagged, speed=speeds[key])
         round_index += 1
         for key in list(active):
             timing = timings[key]

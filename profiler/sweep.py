@@ -30,6 +30,7 @@ from profiler.backends.base import Backend, Prepared, runtime_message
 from profiler.errors import TransientDeviceError, VidlatError
 from profiler.progress import progress_bar
 from profiler.rounds import RoundLog, canary_workload, time_in_rounds
+from profiler.rounds import canary_reference_ms as canary_reference
 from profiler.store import LatencyStore
 from profiler.workload import Measurement, Workload
 
@@ -110,8 +111,8 @@ def _prepare_robustly(backend: Backend, workload: Workload) -> Prepared | Measur
 def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: int = 0,
                         canary_reference_ms: float | None = None) -> tuple[list[Measurement], RoundLog]:
     """Prepare ``workloads`` together and time them in interleaved rounds with a canary
-    (``profiler.rounds``; ``canary_reference_ms``: the speed every round is scaled to, default the
-    group's canary baseline); one measurement per workload, in order, failures included."""
+    (``profiler.rounds``; ``canary_reference_ms``: the speed every round is scaled to, measured
+    here when not given); one measurement per workload, in order, failures included."""
     results: dict[str, Measurement] = {}
     prepared: dict[str, Prepared] = {}
     canary: Prepared | None = None
@@ -125,6 +126,8 @@ def measure_interleaved(backend: Backend, workloads: list[Workload], *, seed: in
         if backend.policy.canary_tolerance > 0:  # a runtime that cannot run the canary times the group unguarded
             loaded = _prepare_robustly(backend, canary_workload())
             canary = loaded if isinstance(loaded, Prepared) else None
+        if canary is not None and canary_reference_ms is None:
+            canary_reference_ms = canary_reference(canary.run)
         timed, log = time_in_rounds({key: item.run for key, item in prepared.items()}, backend.policy,
                                     canary=canary.run if canary else None, canary_reference_ms=canary_reference_ms, seed=seed)
         for key, measurement in timed.items():

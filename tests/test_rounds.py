@@ -321,3 +321,10 @@ def test_a_canary_that_raises_leaves_the_rounds_unguarded():
 
     results, log = time_in_rounds({"a": host.runner(2.0)}, POLICY, canary=canary, clock_ns=host.clock, cpu_ns=host.cpu)
     assert results["a"].status == "ok" and results["a"].median_ms == pytest.approx(2.0) and log.flagged_rounds == 0
+
+
+def test_the_reference_is_the_canary_at_the_hosts_usual_best():
+    from profiler.rounds import canary_reference_ms
+
+    host = FakeHost(lambda elapsed_ms: 2.0 if int(elapsed_ms) % 3 else 1.0)  # slow two thirds of the time
+    assert canary_reference_ms(host.runner(0.5), seconds=0.2, clock_ns=host.clock) == pytest.approx(0.5)
