@@ -52,7 +52,7 @@ class MeasurementPolicy(StrictConfig):
     contention_ratio: float = Field(1.5, gt=1, description="median wall / thread CPU time above this marks a run contended")
     per_node: bool = Field(False, description="also record per-node times where the runtime gives them")
     interleave: bool = Field(True, description="time a sweep's workloads in interleaved rounds where the backend can hold "
-                                                "several at once (ONNX Runtime, OpenVINO); else one after another")
+                                                "several at once (ONNX Runtime, OpenVINO, torch on a CPU); else one after another")
     group_size: int = Field(16, ge=1, description="workloads loaded at once and interleaved (one runtime session each)")
     round_runs: int = Field(3, ge=1, description="timed runs of each workload per round, after one untimed run")
     min_rounds: int = Field(4, ge=1, description="rounds before the CI stopping rule is checked")

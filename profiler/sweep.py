@@ -5,10 +5,10 @@
     workloads ──dedupe by key──> already in store? ──yes──> skipped (unless remeasure)
                                       │ no
                                       v
-              policy.interleave and the backend can prepare workloads (ONNX Runtime, OpenVINO)?
+              policy.interleave and the backend can prepare workloads (ONNX Runtime, OpenVINO, torch on a CPU)?
                  yes: group_size at a time, prepared together, timed in interleaved rounds with a
                       canary (profiler.rounds)
-                 no:  backend.measure(workload), one at a time (remote boards, simulators, torch)
+                 no:  backend.measure(workload), one at a time (remote boards, simulators, torch on a GPU)
           TransientDeviceError ──> back off and retry; give up after max_wait_s (nothing stored)
           contended (wall >> CPU) ──> queued, re-measured after the others (max_contended_retries),
                                       then the least contended attempt is stored, flagged
@@ -93,6 +93,7 @@ def _robustly(step: Callable[[], Measurement]) -> Measurement:
 
 
 def measure_robustly(backend: Backend, workload: Workload) -> Measurement:
+    """``backend.measure``, robustly (see ``_robustly``)."""
     return _robustly(lambda: backend.measure(workload))
 
 
