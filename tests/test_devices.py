@@ -188,7 +188,7 @@ def test_hardware_only_for_simulators():
 ])
 def test_remote_url_mistakes_are_load_errors(url, expected):
     data = {**GOOD, "backend": "remote", "options": {"url": url}}
-    with pytest.raises(DeviceConfigError, match=re.escape(f"field 'options.url': ") + ".*" + re.escape(expected)):
+    with pytest.raises(DeviceConfigError, match=re.escape("field 'options.url': ") + ".*" + re.escape(expected)):
         parse_device(data, "remote.yaml")
     for good in ("http://[::1]:7300", "https://jetson.local:7300/"):
         assert parse_device({**data, "options": {"url": good}}, "remote.yaml").backend_options.url == good
