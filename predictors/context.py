@@ -39,10 +39,9 @@ class InContextTable:
     """Isolated per-(layer, candidate) latencies corrected to what they cost inside measured networks.
 
     ``fit(lut, archs, measured_ms)`` learns ``calibration_`` (scale and offset on the block sum),
-    ``corrections_`` (ms per (layer, block), the ridge solution) and ``alpha_`` (the prior's weight,
-    by leave-one-out); ``predict(archs)`` is the sum of the in-context entries; ``table()`` gives the
-    entries as a lookup table (columns of the isolated one, ``median_ms`` replaced, plus
-    ``isolated_ms`` and ``correction_ms``).
+    ``corrections_`` (ms per (layer, block), the ridge solution), ``alpha_`` (the prior's weight, by
+    leave-one-out) and ``table_``, the in-context entries as a lookup table (columns of the isolated one,
+    ``median_ms`` replaced, plus ``isolated_ms`` and ``correction_ms``); ``predict(archs)`` sums it.
     """
 
     def __init__(self, *, alphas: Sequence[float] = ALPHAS) -> None:
@@ -75,34 +74,37 @@ class InContextTable:
         t = residual * weight
         self.alpha_, dual = _ridge_loo(z @ z.T, t, self.alphas)
         self.corrections_ = dict(zip(entries, (prior * (z.T @ dual)).tolist()))
+        self.table_ = self._in_context_entries()
+        self._summed = LUTPredictor(self.table_[["layer", "block", "key", "median_ms"]], device=lut.device)
         return self
 
-    def _entry_ms(self, layer: int, block: str) -> float:
-        isolated = float(self.lut_.lookup([(layer, block)])[0])
-        return max(self.calibration_.scale * isolated + self.corrections_.get((layer, block), 0.0), 0.0)
+    def _in_context_entries(self) -> pd.DataFrame:
+        """The isolated table's rows with ``median_ms`` = a * isolated + correction (at least 0); stem and
+        head share a * fixed + b pro rata (a row ``offset`` carries it when the table has neither)."""
+        frame = self.lut_.entries.copy()
+        frame["isolated_ms"] = frame["median_ms"].astype(float)
+        fixed = frame["layer"] == FIXED_LAYER
+        corrections = [self.corrections_.get((int(layer), str(block)), 0.0) for layer, block in zip(frame["layer"], frame["block"])]
+        frame["median_ms"] = np.maximum(self.calibration_.scale * frame["isolated_ms"] + np.array(corrections), 0.0)
+        fixed_ms = max(self.calibration_.scale * self.lut_.fixed_ms + self.calibration_.offset_ms, 0.0)
+        isolated_fixed = frame.loc[fixed, "isolated_ms"]
+        if float(isolated_fixed.sum()) > 0:
+            frame.loc[fixed, "median_ms"] = isolated_fixed / float(isolated_fixed.sum()) * fixed_ms
+        else:
+            frame = frame[~fixed]
+            offset = {"layer": FIXED_LAYER, "block": "offset", "key": "offset", "median_ms": fixed_ms, "isolated_ms": 0.0}
+            frame = pd.concat([frame, pd.DataFrame([offset])], ignore_index=True)
+        frame["correction_ms"] = frame["median_ms"] - frame["isolated_ms"]
+        frame["source"] = np.where(frame["source"] == "lut", "lut+context", frame["source"])
+        return frame.reset_index(drop=True)
 
     def predict(self, archs: Sequence[Sequence[str]]) -> np.ndarray:
         """Network latency, ms: the sum of the in-context entries plus stem and head."""
-        fixed = self._fixed_ms()
-        return np.array([fixed + sum(self._entry_ms(index, str(block)) for index, block in enumerate(layers)) for layers in archs])
-
-    def _fixed_ms(self) -> float:
-        return max(self.calibration_.scale * self.lut_.fixed_ms + self.calibration_.offset_ms, 0.0)
+        return self._summed.predict_archs(archs)
 
     def table(self) -> pd.DataFrame:
-        """The in-context entries as a lookup table (stem and head share the calibrated offset pro rata)."""
-        frame = self.lut_.entries.copy()
-        frame["isolated_ms"] = frame["median_ms"]
-        fixed = frame["layer"] == FIXED_LAYER
-        in_context = [self._entry_ms(int(layer), str(block)) for layer, block in zip(frame.loc[~fixed, "layer"], frame.loc[~fixed, "block"])]
-        frame.loc[~fixed, "median_ms"] = in_context
-        isolated_fixed = frame.loc[fixed, "isolated_ms"].astype(float)
-        total = float(isolated_fixed.sum())
-        share = isolated_fixed / total if total > 0 else 1.0 / max(int(fixed.sum()), 1)
-        frame.loc[fixed, "median_ms"] = share * self._fixed_ms()
-        frame["correction_ms"] = frame["median_ms"] - frame["isolated_ms"]
-        frame["source"] = np.where(frame["source"] == "lut", "lut+context", frame["source"])
-        return frame
+        """The in-context entries as a lookup table (a copy of ``table_``)."""
+        return self.table_.copy()
 
 
 def _ridge_loo(gram: np.ndarray, target: np.ndarray, alphas: Sequence[float]) -> tuple[float, np.ndarray]:
@@ -118,9 +120,3 @@ def _ridge_loo(gram: np.ndarray, target: np.ndarray, alphas: Sequence[float]) ->
             best = (error, alpha * scale, dual)
     assert best is not None
     return best[1], best[2]
-
-
-def fit_in_context(lut: LUTPredictor, networks: pd.DataFrame) -> InContextTable:
-    """An ``InContextTable`` fitted on a network frame (``predictors.network.network_frame``)."""
-    return InContextTable().fit(lut, list(networks["layers"]), networks["median_ms"].to_numpy(float))
-

@@ -69,3 +69,13 @@ def test_few_or_bad_networks_are_refused():
         InContextTable().fit(lut, archs[:3], measured[:3])
     with pytest.raises(PredictorError, match="finite and > 0"):
         InContextTable().fit(lut, archs, np.where(np.arange(10) == 2, np.nan, measured))
+
+
+def test_a_table_without_stem_and_head_keeps_the_offset_in_a_row_of_its_own():
+    lut, _, archs, measured = _world(seed=2)
+    blocks_only = LUTPredictor(lut.entries[lut.entries["layer"] != FIXED_LAYER][["layer", "block", "key", "median_ms"]])
+    table = InContextTable().fit(blocks_only, archs[:60], measured[:60])
+    entries = table.table()
+    assert list(entries.loc[entries["layer"] == FIXED_LAYER, "block"]) == ["offset"]
+    assert np.allclose(LUTPredictor(entries[["layer", "block", "key", "median_ms"]]).predict_archs(archs), table.predict(archs))
+    assert mape(table.predict(archs[60:]), measured[60:]) < 1.5
