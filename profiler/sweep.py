@@ -238,6 +238,7 @@ def profile_workloads(
     queue: deque[tuple[Workload, int]] = deque((workload, 0) for workload in todo)
     least_contended: dict[str, Measurement] = {}
     groups = 0
+    reference = store.canary_reference(device) if interleave else None  # the scale of all the device's sweeps
     try:
         while queue:
             batch = [queue.popleft() for _ in range(min(group_size, len(queue)))]
@@ -247,9 +248,10 @@ def profile_workloads(
                 bar.set_postfix_str(label + (f" (retry {attempt}, contended)" if attempt else ""), refresh=True)
             if interleave:
                 measurements, log = measure_interleaved(backend, [workload for workload, _ in batch], seed=groups,
-                                                        canary_reference_ms=store.canary_reference(device))
-                if log.canary_reference_ms is not None and store.canary_reference(device) is None:
-                    store.set_canary_reference(device, log.canary_reference_ms)
+                                                        canary_reference_ms=reference)
+                if reference is None and log.canary_reference_ms is not None:
+                    reference = log.canary_reference_ms
+                    store.set_canary_reference(device, reference)
                 summary.flagged_rounds += log.flagged_rounds
                 summary.rerun_rounds += log.reruns
             else:
