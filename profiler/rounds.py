@@ -211,18 +211,6 @@ def time_in_rounds(
     log = RoundLog()
     began_ns = clock_ns()
     guard = canary if canary is not None and policy.canary_tolerance > 0 else None
-    if guard is not None:
-        try:
-            pooled = np.concatenate([timer.runs(guard, policy.round_runs)[0] for _ in range(BASELINE_ROUNDS)])
-        except Exception:  # a canary the device cannot run cannot guard anything
-            pooled = np.zeros(1)
-        median = float(np.median(pooled))
-        if median > 0:
-            log.canary_baseline_ms = median
-            log.canary_reference_ms = canary_reference_ms or median
-            log.canary_tolerance = max(policy.canary_tolerance, 3 * float(np.median(np.abs(pooled - median))) / median)
-        else:  # nor can one that failed, or a clock too coarse to time it
-            guard = None
 
     def canary_times() -> list[float]:
         """The canary's timed runs now ([] without a canary, or once it has failed: then there is none)."""
@@ -234,6 +222,16 @@ def time_in_rounds(
         except Exception:
             guard = None
             return []
+
+    baseline = [ms for _ in range(BASELINE_ROUNDS) for ms in canary_times()]
+    median = float(np.median(baseline)) if baseline and guard is not None else 0.0
+    if median > 0:
+        log.canary_baseline_ms = median
+        log.canary_reference_ms = canary_reference_ms or median
+        spread = float(np.median(np.abs(np.array(baseline) - median))) / median
+        log.canary_tolerance = max(policy.canary_tolerance, 3 * spread)
+    else:  # a canary that failed, or a clock too coarse to time it, cannot guard anything
+        guard = None
 
     round_index = 0
     while active and round_index < policy.max_rounds:
