@@ -35,10 +35,10 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from predictors.errors import PredictorError, PredictorMismatchError
+from predictors.errors import PredictorError
 from predictors.kernels import FEATURES, VIEWS, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
 from predictors.metrics import evaluate
-from predictors.persist import FINGERPRINT_FIELDS_IGNORED, load_trusted
+from predictors.persist import load_checked
 from profiler.backends.base import Backend
 from profiler.operators import INITIAL_SAMPLES, KERNEL_TYPES, fusion_workloads, mutate_config, operator_workload, overhead_workload, sample_config
 from profiler.store import LatencyStore
@@ -243,19 +243,10 @@ class KernelPredictor:
     def load(cls, path: str | Path, *, device: str | None = None, fingerprint: dict[str, str] | None = None) -> "KernelPredictor":
         """A saved kernel predictor, its file's types checked against the trusted list before loading."""
         path = Path(path)
-        if not path.is_file():
-            raise PredictorError(f"no kernel predictor at '{path}'; run `vidlat fit --device D --operators` first")
-        payload = load_trusted(path)
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise PredictorError(f"'{path}' is not a saved vidlat kernel predictor (format {FORMAT})")
+        payload = load_checked(path, kind="kernel predictor", fmt=FORMAT, fit_command="vidlat fit --device {device} --operators",
+                               device=device, fingerprint=fingerprint)
         try:
-            if device is not None and payload["device"] != device:
-                raise PredictorMismatchError(f"kernel predictor '{path}' was fitted for device '{payload['device']}', not '{device}'")
             saved = {str(k): str(v) for k, v in payload["fingerprint"].items()}
-            if fingerprint is not None:
-                differ = sorted(k for k in set(saved) & set(fingerprint) if k not in FINGERPRINT_FIELDS_IGNORED and saved[k] != str(fingerprint[k]))
-                if differ:
-                    raise PredictorMismatchError(f"kernel predictor '{path}' was fitted on other hardware or runtime ({', '.join(differ)}); refit it")
             regressors = {}
             for kernel_type, parts in payload["regressors"].items():
                 if kernel_type not in FEATURES:

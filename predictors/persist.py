@@ -124,24 +124,8 @@ class FittedPredictor:
     def load(cls, path: str | Path, *, device: str | None = None, fingerprint: dict[str, str] | None = None) -> "FittedPredictor":
         """Load a saved predictor; ``device`` / ``fingerprint`` given: they must match what it was fitted on."""
         path = Path(path)
-        if not path.is_file():
-            raise PredictorError(f"no fitted predictor at '{path}'; run `vidlat fit` first")
-        payload = load_trusted(path)
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise PredictorError(f"'{path}' is not a saved vidlat predictor (format {FORMAT})")
-        if device is not None and payload["device"] != device:
-            raise PredictorMismatchError(
-                f"predictor '{path}' was fitted for device '{payload['device']}', not '{device}'; fit one with `vidlat fit --device {device}`"
-            )
-        if fingerprint is not None:
-            saved = payload["fingerprint"]
-            differ = sorted(
-                key for key in set(saved) & set(fingerprint)
-                if key not in FINGERPRINT_FIELDS_IGNORED and str(saved[key]) != str(fingerprint[key])
-            )
-            if differ:
-                detail = "; ".join(f"{key}: fitted '{saved[key]}', here '{fingerprint[key]}'" for key in differ)
-                raise PredictorMismatchError(f"predictor '{path}' was fitted on other hardware or runtime ({detail}); refit it")
+        payload = load_checked(path, kind="predictor", fmt=FORMAT, fit_command="vidlat fit --device {device}", device=device,
+                               fingerprint=fingerprint)
         regressor = None
         if "regressor" in payload:
             saved = payload["regressor"]
@@ -167,6 +151,35 @@ class FittedPredictor:
             regressor=regressor,
             scores=payload.get("scores", {}),
         )
+
+
+def load_checked(path: Path, *, kind: str, fmt: str, fit_command: str, device: str | None = None,
+                 fingerprint: dict[str, str] | None = None) -> dict[str, Any]:
+    """The payload of a saved ``kind`` file after the checks every kind shares: it exists, its types are
+    trusted (``load_trusted``), its format is ``fmt``, and, when given, it was fitted for ``device`` on a
+    machine with this ``fingerprint`` (fields in ``FINGERPRINT_FIELDS_IGNORED`` aside). ``fit_command``
+    is the command that makes one, with ``{device}`` where the device name goes."""
+    if not path.is_file():
+        raise PredictorError(f"no {kind} at '{path}'; run `{fit_command.format(device=device or 'D')}` first")
+    payload = load_trusted(path)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise PredictorError(f"'{path}' is not a saved vidlat {kind} (format {fmt})")
+    if device is not None and payload.get("device") != device:
+        raise PredictorMismatchError(
+            f"{kind} '{path}' was fitted for device '{payload.get('device')}', not '{device}'; fit one with `{fit_command.format(device=device)}`"
+        )
+    if fingerprint is not None:
+        saved = payload.get("fingerprint")
+        if not isinstance(saved, dict):
+            raise PredictorError(f"'{path}' is not a saved vidlat {kind} (its fingerprint is not a mapping)")
+        differ = sorted(
+            key for key in set(saved) & set(fingerprint)
+            if key not in FINGERPRINT_FIELDS_IGNORED and str(saved[key]) != str(fingerprint[key])
+        )
+        if differ:
+            detail = "; ".join(f"{key}: fitted '{saved[key]}', here '{fingerprint[key]}'" for key in differ)
+            raise PredictorMismatchError(f"{kind} '{path}' was fitted on other hardware or runtime ({detail}); refit it")
+    return payload
 
 
 def load_trusted(path: Path) -> Any:
