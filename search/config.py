@@ -67,6 +67,7 @@ class SearchConfig:
     arch_lr: float = 0.05
     arch_fraction: float = 0.2
     sampling: str = "sandwich"
+    distill: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -80,6 +81,8 @@ class SearchConfig:
             raise SearchConfigError("the target loss needs a latency budget: target_ms > 0")
         if self.epochs < 1 or not 0 <= self.warmup_epochs < self.epochs:
             raise SearchConfigError(f"need epochs >= 1 and 0 <= warmup_epochs < epochs, got {self.epochs} and {self.warmup_epochs}")
+        if not 0.0 <= self.distill <= 1.0:
+            raise SearchConfigError(f"distill (the anchor's share of the drawn path's loss) must be in [0, 1], got {self.distill}")
         if not 0 < self.arch_fraction < 1:
             raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
         if self.temperature <= 0 or (self.unit_ms is not None and self.unit_ms <= 0) or self.batch_size < 1:

@@ -29,7 +29,11 @@ step trains (``sampling``):
   one seed): val accuracy of 4 random paths 0.25-0.30 uniform, 0.27-0.50 sandwich (anchor path 0.86,
   paths drawn from the logits 0.48 against 0.28); 24 anchor steps and then uniform fell back to
   0.24-0.33 (the anchor from 0.61 train accuracy to 0.41), so the anchor must keep training. It costs
-  a second forward and backward per weight step.
+  a second forward and backward per weight step. The anchor runs first, and the drawn path learns
+  from CE and the anchor's predictions on the same batch (``distill``, in-place distillation as in
+  BigNAS and Once-for-All; see ``path_loss``): on the default search (digit-actions, ort-cpu-1t,
+  one seed) 0.5 raised the val accuracy of drawn paths from 0.327 to 0.363 and of the derived arch
+  from 0.377 to 0.447, for 11% more CPU time.
 
 Under
 ``torchrun`` (WORLD_SIZE > 1, gloo) the supernet is wrapped in ``DistributedDataParallel`` and each
@@ -238,12 +242,14 @@ def _train_epoch(
         x, y = channels_last_input(x[rank::world]), y[rank::world]
         weight_opt.zero_grad(set_to_none=True)
         arch_opt.zero_grad(set_to_none=True)
-        logits, _ = model(x, temperature=tau, mode=forward_mode)
-        ce = F.cross_entropy(logits, y)
-        ce.backward()
+        teacher = None
         if config.sampling == "sandwich":  # its own backward: DDP allows one forward per backward
             anchor_logits, _ = model(x, path=supernet.anchor, mode=forward_mode)
             F.cross_entropy(anchor_logits, y).backward()
+            teacher = anchor_logits.detach()
+        logits, _ = model(x, temperature=tau, mode=forward_mode)
+        ce = F.cross_entropy(logits, y)
+        path_loss(logits, y, ce, teacher, config.distill).backward()
         weight_opt.step()
         totals["ce"] += float(ce.detach()) * len(y)
         totals["correct"] += int((logits.argmax(1) == y).sum())
@@ -270,6 +276,16 @@ def _train_epoch(
         "derived": supernet.derived(),
         "probabilities": supernet.probabilities(),
     }
+
+
+def path_loss(logits: torch.Tensor, y: torch.Tensor, ce: torch.Tensor, teacher: torch.Tensor | None, distill: float) -> torch.Tensor:
+    """The drawn path's weight loss: CE, or with in-place distillation (BigNAS, Once-for-All)
+    ``(1 - distill) * CE + distill * KL(softmax(teacher) || softmax(logits))``, the teacher being the
+    anchor path's predictions on the same batch."""
+    if teacher is None or distill == 0.0:
+        return ce
+    kl = F.kl_div(F.log_softmax(logits, dim=1), F.log_softmax(teacher, dim=1), reduction="batchmean", log_target=True)
+    return (1.0 - distill) * ce + distill * kl
 
 
 def _arch_backward(model: nn.Module, supernet: Supernet, x: torch.Tensor, y: torch.Tensor, config: SearchConfig,
@@ -311,4 +327,4 @@ def _reinforce_backward(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, co
     return losses.mean()
 
 
-__all__ = ["REINFORCE_PATHS", "SearchResult", "budget_search", "distributed_rank", "run_search", "split_for_arch"]
+__all__ = ["REINFORCE_PATHS", "SearchResult", "budget_search", "distributed_rank", "path_loss", "run_search", "split_for_arch"]

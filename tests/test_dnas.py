@@ -54,6 +54,19 @@ def test_bad_settings_are_clear_errors():
         SearchConfig(epochs=2, warmup_epochs=2)
 
 
+def test_in_place_distillation_mixes_ce_with_kl_to_the_anchor():
+    logits, y = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 2])
+    ce = torch.nn.functional.cross_entropy(logits, y)
+    assert dnas.path_loss(logits, y, ce, None, 0.5) is ce  # no anchor (uniform sampling): plain CE
+    assert dnas.path_loss(logits, y, ce, logits.clone(), 0.5) == pytest.approx(0.5 * float(ce))  # KL to itself is 0
+    teacher = torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])
+    p, q = teacher.softmax(1), logits.softmax(1)
+    kl = float((p * (p.log() - q.log())).sum(1).mean())
+    assert float(dnas.path_loss(logits, y, ce, teacher, 0.25)) == pytest.approx(0.75 * float(ce) + 0.25 * kl, rel=1e-5)
+    with pytest.raises(SearchConfigError, match="distill"):
+        SearchConfig(distill=1.5)
+
+
 def test_weight_and_arch_splits_are_disjoint_80_20():
     clips = torch.arange(50).view(50, 1, 1, 1, 1).expand(50, 1, 2, 4, 4).to(torch.uint8).clone()
     train = ClipSet(clips=clips, labels=torch.zeros(50, dtype=torch.int64))

@@ -62,6 +62,9 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 @click.option("--warmup", type=click.IntRange(0), default=SEARCH.warmup_epochs, show_default=True, help="weight-only epochs first")
 @click.option("--sampling", type=click.Choice(SAMPLINGS), default=SEARCH.sampling, show_default=True,
               help="weight steps: sandwich trains the space's reference arch beside the drawn path; uniform only the drawn path")
+@click.option("--distill", type=click.FloatRange(0, 1), default=SEARCH.distill, show_default=True,
+              help="sandwich sampling: share of the drawn path's loss that follows the anchor path's predictions "
+                   "(in-place distillation; 0: plain CE)")
 @click.option("--mode", type=click.Choice(SEARCH_MODES), default=SEARCH.mode, show_default=True,
               help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run; "
                    "reinforce: arch steps compare whole sampled paths (score function), weight steps as hard")
@@ -84,7 +87,7 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/search-<device>-<space>]")
 @store_option
 def search(device: str, space_name: str, data: str, method: str, target_ms: float | None, targets: list[float] | None,
-           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, sampling: str, mode: str,
+           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, sampling: str, distill: float, mode: str,
            alpha: float, beta: float, unit_ms: float | None, latency_weight: float, temperature: float, temperature_decay: float,
            arch_lr: float, batch_size: int, train_clips: int, frames: int, size: int, seed: int, threads: int,
            lut_file: str | None, out_dir: str | None, store_path: str | None) -> None:
@@ -109,7 +112,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
     config = SearchConfig(
         epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode, alpha=alpha, beta=beta,
         unit_ms=unit_ms or None, latency_weight=latency_weight, temperature=temperature,
-        temperature_decay=temperature_decay, arch_lr=arch_lr, sampling=sampling, seed=seed,
+        temperature_decay=temperature_decay, arch_lr=arch_lr, sampling=sampling, distill=distill, seed=seed,
     )
     clips = ClipConfig(data=data, train_clips=train_clips, frames=frames, size=size)
     result = api.search(device, space=space_name, method=method, target_ms=target_ms, targets=targets, config=config,
