@@ -13,11 +13,16 @@ gives test accuracy, accuracy within time-reversal pairs' classes, the lookup-ta
 arch on ``--device`` and the training seconds.
 
     .venv/bin/python bench/data_difficulty.py --store ~/.local/share/vidlat/latency.sqlite --random 3 --seeds 0,1
+    .venv/bin/python bench/data_difficulty.py --store S --models x3d-xs,table-min --set scale=0.5 --set amplitude=0.2
+
+``--set KEY=VALUE`` changes a field of ``DigitActionsConfig`` (a variant of the default set).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import time
 
 import torch
@@ -25,7 +30,7 @@ from data_temporal import FrameCNN, pair_accuracy, train_module
 
 from profiler.store import LatencyStore
 from search.config import TrainConfig
-from search.data import DEFAULT_DATA, GENERATED, load_data
+from search.data import DEFAULT_DATA, GENERATED, DigitActionsConfig, load_data, make_digit_actions
 from search.device_search import device_latency_table
 from search.space import load_space
 from search.train import train_arch
@@ -39,6 +44,19 @@ def table_min_arch(space, table):
 def table_ms(space, table, fixed, arch) -> float:
     """Lookup-table latency of ``arch``: fixed stem + head plus the chosen candidate of every layer."""
     return fixed + sum(row[slot.candidates.index(block)] for slot, row, block in zip(space.layers, table, arch.layers))
+
+
+def parse_setting(item: str, parser: argparse.ArgumentParser) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--set``: VALUE as JSON (numbers, lists) or else as a string."""
+    key, sep, value = item.partition("=")
+    fields = {f.name for f in dataclasses.fields(DigitActionsConfig)}
+    if not sep or key not in fields:
+        parser.error(f"--set {item}: give KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed
 
 
 def main() -> None:
@@ -56,7 +74,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--models", default="", help="comma-separated subset of frame-cnn, x3d-xs, table-min, random-S (default: all)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a DigitActionsConfig field of the generated set, e.g. --set scale=0.5 --set label=digit (repeatable)")
     args = parser.parse_args()
+    overrides = dict(parse_setting(item, parser) for item in args.set)
+    if overrides and args.data != "digit-actions":
+        parser.error("--set changes digit-actions only")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 
@@ -73,8 +96,12 @@ def main() -> None:
 
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        data = load_data(args.data, channels=space.input_shape[0], frames=args.frames, size=args.size, seed=seed,
-                         n_train=args.train, n_val=max(100, args.train // 5), n_test=args.test, num_classes=space.num_classes)
+        sizes = {"channels": space.input_shape[0], "frames": args.frames, "size": args.size, "seed": seed, "n_train": args.train,
+                 "n_val": max(100, args.train // 5), "n_test": args.test, "num_classes": space.num_classes}
+        if overrides:
+            data = make_digit_actions(DigitActionsConfig(**{**sizes, **overrides}))
+        else:
+            data = load_data(args.data, **sizes)
         config = TrainConfig(epochs=args.epochs, batch_size=32, lr=3e-3, seed=seed)
         if "frame-cnn" in wanted:
             started = time.perf_counter()
@@ -86,7 +113,7 @@ def main() -> None:
             rows.append((name, seed, result.test_acc, pair_accuracy(result.model, data), table_ms(space, table, fixed, arch), result.seconds))
             print(f"  {name} seed {seed}: test {result.test_acc:.3f} ({result.seconds:.0f} s)", flush=True)
 
-    print(f"{args.data} {data.clip_shape}, train {len(data.train)}, test {len(data.test)}, {args.epochs} epochs, "
+    print(f"{args.data} {overrides or ''} {data.clip_shape}, train {len(data.train)}, test {len(data.test)}, {args.epochs} epochs, "
           f"space {args.space}, latency on {args.device}")
     print(f"{'model':<24} {'seed':>4} {'test acc':>8} {'pair acc':>8} {'LUT ms':>7} {'train s':>8}")
     for name, seed, acc, pair, ms, seconds in rows:

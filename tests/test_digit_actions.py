@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from search.data import DEFAULT_DATA, GENERATED, DataError, DigitActionsConfig, load_data, make_digit_actions, sprite_split
-from search.data.digit_actions import CLASSES, PAIRS, _pick_sprites, _render_split, _split_pool
+from search.data.digit_actions import CLASSES, LABELS, PAIRS, _pick_digit_sprites, _pick_sprites, _render_split, _split_pool
 from search.data.sprites import REVERSED_MOTIONS, digit_labels
 
 SMALL = DigitActionsConfig(n_train=30, n_val=10, n_test=20, channels=1, frames=6, size=24, seed=3)
@@ -47,13 +47,29 @@ def test_splits_draw_disjoint_sprites_and_the_target_shows_a_target_digit():
     assert not used[0] & used[1] and not used[0] & used[2] and not used[1] & used[2]
 
 
-def test_a_clip_of_class_2k_plus_1_is_its_2k_twin_played_backwards():
+@pytest.mark.parametrize("label", LABELS)
+def test_a_clip_of_class_2k_plus_1_is_its_2k_twin_played_backwards(label):
     labels = np.array([0, 2, 4, 6, 8, 0, 2, 4])
     pool = sprite_split(0)[0]
-    forward = _render_split(labels, pool, np.random.default_rng(7), SMALL)
-    backward = _render_split(labels + 1, pool, np.random.default_rng(7), SMALL)
+    config = dataclasses.replace(SMALL, label=label)
+    forward = _render_split(labels, pool, np.random.default_rng(7), config)
+    backward = _render_split(labels + 1, pool, np.random.default_rng(7), config)
     assert torch.equal(backward, forward.flip(2))
     assert not torch.equal(backward, forward)
+
+
+def test_digit_labels_name_the_target_digit_and_the_direction_of_time():
+    config = dataclasses.replace(SMALL, label="digit", target_digits=(3, 7), num_classes=4)
+    splits = make_digit_actions(config)
+    assert splits.classes == ["3-forward", "3-backward", "7-forward", "7-backward"]
+    pools = _split_pool(sprite_split(config.seed)[0], config)
+    pair = np.array([0, 1, 1, 0, 1])
+    ids = _pick_digit_sprites(pair, pools, config, np.random.default_rng(0))
+    assert digit_labels()[ids[:, 0]].tolist() == [3, 7, 7, 3, 7]
+    assert not np.isin(digit_labels()[ids[:, 1:]], config.target_digits).any()
+    assert torch.equal(make_digit_actions(config).train.clips, splits.train.clips)
+    with pytest.raises(DataError, match="even number"):  # two target digits make four classes
+        dataclasses.replace(config, num_classes=6)
 
 
 def test_order_blind_features_cannot_split_a_pair():
@@ -87,6 +103,7 @@ def test_registered_as_the_default_generated_set():
         ({"contrast": 0.0}, "contrast"),
         ({"amplitude": 2.0}, "amplitude"),
         ({"noise": -0.1}, "noise"),
+        ({"label": "colour"}, "label must be one of motion, digit"),
     ],
 )
 def test_bad_options_are_one_line_errors(option, message):

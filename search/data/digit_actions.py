@@ -37,6 +37,9 @@ from search.data.sprites import MOTIONS, REVERSED_MOTIONS, check_clip_settings, 
 CLASSES: tuple[str, ...] = tuple(name for pair in zip(MOTIONS, REVERSED_MOTIONS) for name in pair)
 #: (class, its time reversal)
 PAIRS: tuple[tuple[int, int], ...] = tuple((k, k + 1) for k in range(0, len(CLASSES), 2))
+#: what a class names: ``motion`` (``CLASSES``) or ``digit`` (class 2k: the k-th target digit doing any
+#: forward motion, 2k + 1: the same clip played backwards)
+LABELS: tuple[str, ...] = ("motion", "digit")
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,12 @@ class DigitActionsConfig:
     scale: float = 0.85  # sprite size, as a share of moving-digits'
     noise: float = 0.06
     jitter: float = 0.6
+    label: str = "motion"  # what the class is: the target's motion, or its digit and the direction of time
 
     def __post_init__(self) -> None:
-        check_clip_settings("digit-actions", classes=len(CLASSES), num_classes=self.num_classes, channels=self.channels,
+        if self.label not in LABELS:
+            raise DataError(f"digit-actions: label must be one of {', '.join(LABELS)}, got '{self.label}'")
+        check_clip_settings("digit-actions", classes=2 * len(self.target_digits) if self.label == "digit" else len(CLASSES), num_classes=self.num_classes, channels=self.channels,
                             frames=self.frames, size=self.size, counts=(self.n_train, self.n_val, self.n_test))
         if self.distractors < 0:
             raise DataError(f"digit-actions: distractors must be 0 or more, got {self.distractors}")
@@ -84,7 +90,14 @@ def make_digit_actions(config: DigitActionsConfig = DigitActionsConfig()) -> Cli
         labels = np.arange(count) % config.num_classes
         rng.shuffle(labels)
         sets.append(ClipSet(clips=_render_split(labels, pool, rng, config), labels=torch.from_numpy(labels.astype(np.int64))))
-    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=list(CLASSES[: config.num_classes]))
+    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=class_names(config))
+
+
+def class_names(config: DigitActionsConfig) -> list[str]:
+    """The names of the set's classes, in label order."""
+    if config.label == "motion":
+        return list(CLASSES[: config.num_classes])
+    return [f"{digit}-{way}" for digit in config.target_digits for way in ("forward", "backward")][: config.num_classes]
 
 
 def _render_split(labels: np.ndarray, pool: np.ndarray, rng: np.random.Generator, config: DigitActionsConfig) -> torch.Tensor:
@@ -108,12 +121,28 @@ def _pick_sprites(pools: tuple[np.ndarray, np.ndarray], count: int, distractors:
     )
 
 
+def _pick_digit_sprites(pair: np.ndarray, pools: tuple[np.ndarray, np.ndarray], config: DigitActionsConfig,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Sprite ids (count, 1 + distractors): column 0 a sprite of the digit ``target_digits[pair]``, then the distractors."""
+    shown = digit_labels()[pools[0]]
+    target = np.empty(len(pair), dtype=pools[0].dtype)
+    for k, digit in enumerate(config.target_digits):
+        rows = pair == k
+        target[rows] = rng.choice(pools[0][shown == digit], size=int(rows.sum()), replace=True)
+    return np.concatenate([target[:, None], rng.choice(pools[1], size=(len(pair), config.distractors), replace=True)], axis=1)
+
+
 def _render_forward(
     motion: np.ndarray, pools: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, config: DigitActionsConfig
 ) -> torch.Tensor:
-    """uint8 clips (N, C, T, H, W) whose target does the forward ``motion``; the random draws do not depend on the class parity."""
+    """uint8 clips (N, C, T, H, W) whose target does the forward ``motion`` (``label`` "digit": shows the
+    pair's digit and does any forward motion); the random draws do not depend on the class parity."""
     count, layers = motion.shape[0], 1 + config.distractors
-    sprite_ids = _pick_sprites(pools, count, config.distractors, rng)
+    if config.label == "motion":
+        sprite_ids = _pick_sprites(pools, count, config.distractors, rng)
+    else:  # ``motion`` holds the pair: the target's digit; its motion is any of the five
+        sprite_ids = _pick_digit_sprites(motion, pools, config, rng)
+        motion = rng.integers(0, len(MOTIONS), size=count)
     motions = np.concatenate([motion[:, None], rng.integers(0, len(MOTIONS), size=(count, config.distractors))], axis=1)
     flips = np.concatenate([np.zeros((count, 1), bool), rng.random((count, config.distractors)) < 0.5], axis=1)
     amplitude = np.ones((count, layers))
@@ -138,4 +167,4 @@ def _render_forward(
     return (canvas.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
-__all__ = ["CLASSES", "PAIRS", "DigitActionsConfig", "make_digit_actions"]
+__all__ = ["CLASSES", "LABELS", "PAIRS", "DigitActionsConfig", "class_names", "make_digit_actions"]
