@@ -15,7 +15,7 @@ arch on ``--device`` and the training seconds.
     .venv/bin/python bench/data_difficulty.py --store ~/.local/share/vidlat/latency.sqlite --random 3 --seeds 0,1
     .venv/bin/python bench/data_difficulty.py --store S --models x3d-xs,table-min --set scale=0.5 --set amplitude=0.2
 
-``--set KEY=VALUE`` changes a field of ``DigitActionsConfig`` (a variant of the default set).
+``--set KEY=VALUE`` changes a field of the set's config (``DigitActionsConfig``, ``DigitOrderConfig``): a variant.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from data_temporal import FrameCNN, pair_accuracy, train_module
 
 from profiler.store import LatencyStore
 from search.config import TrainConfig
-from search.data import DEFAULT_DATA, GENERATED, DigitActionsConfig, load_data, make_digit_actions
+from search.data import DEFAULT_DATA, GENERATED, DigitActionsConfig, DigitOrderConfig, load_data, make_digit_actions, make_digit_order
 from search.device_search import device_latency_table
 from search.space import load_space
 from search.train import train_arch
@@ -46,10 +46,14 @@ def table_ms(space, table, fixed, arch) -> float:
     return fixed + sum(row[slot.candidates.index(block)] for slot, row, block in zip(space.layers, table, arch.layers))
 
 
-def parse_setting(item: str, parser: argparse.ArgumentParser) -> tuple[str, object]:
+#: the generated sets whose settings ``--set`` can change: (config type, generator)
+CONFIGURABLE = {"digit-actions": (DigitActionsConfig, make_digit_actions), "digit-order": (DigitOrderConfig, make_digit_order)}
+
+
+def parse_setting(item: str, config_type: type, parser: argparse.ArgumentParser) -> tuple[str, object]:
     """``KEY=VALUE`` of ``--set``: VALUE as JSON (numbers, lists) or else as a string."""
     key, sep, value = item.partition("=")
-    fields = {f.name for f in dataclasses.fields(DigitActionsConfig)}
+    fields = {f.name for f in dataclasses.fields(config_type)}
     if not sep or key not in fields:
         parser.error(f"--set {item}: give KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
     try:
@@ -75,11 +79,12 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated subset of frame-cnn, x3d-xs, table-min, random-S (default: all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a DigitActionsConfig field of the generated set, e.g. --set scale=0.5 --set label=digit (repeatable)")
+                        help="a field of the generated set's config, e.g. --set scale=0.5 --set label=digit (repeatable)")
     args = parser.parse_args()
-    overrides = dict(parse_setting(item, parser) for item in args.set)
-    if overrides and args.data != "digit-actions":
-        parser.error("--set changes digit-actions only")
+    if args.set and args.data not in CONFIGURABLE:
+        parser.error(f"--set changes {', '.join(CONFIGURABLE)} only")
+    config_type, make = CONFIGURABLE.get(args.data, (None, None))
+    overrides = dict(parse_setting(item, config_type, parser) for item in args.set)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 
@@ -99,7 +104,7 @@ def main() -> None:
         sizes = {"channels": space.input_shape[0], "frames": args.frames, "size": args.size, "seed": seed, "n_train": args.train,
                  "n_val": max(100, args.train // 5), "n_test": args.test, "num_classes": space.num_classes}
         if overrides:
-            data = make_digit_actions(DigitActionsConfig(**{**sizes, **overrides}))
+            data = make(config_type(**{**sizes, **overrides}))
         else:
             data = load_data(args.data, **sizes)
         config = TrainConfig(epochs=args.epochs, batch_size=32, lr=3e-3, seed=seed)

@@ -139,7 +139,7 @@ def proxy_classes(num_classes: int) -> int:
 class ClipConfig:
     """The clips a search or a training run learns from, at the proxy shape (C x frames x size x size).
 
-    ``data``: a generated task (``digit-actions``, ``moving-digits``) or a folder of class sub-folders
+    ``data``: a generated task (``digit-order``, ``digit-actions``, ``moving-digits``) or a folder of class sub-folders
     of clips; ``train_clips`` and ``test_clips`` size a generated task (val: a fifth of train, >= 100).
     """
 

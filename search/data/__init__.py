@@ -4,6 +4,7 @@
 train code use::
 
     "digit-actions" --make_digit_actions--> ClipSplits(train, val, test, classes)
+    "digit-order"   --make_digit_order------^
     "moving-digits" --make_moving_digits----^   (easy: for smoke runs)
     PATH/<class>/*.mp4 --load_video_folder--^
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from search.data.clips import ClipSet, ClipSplits, DataError
 from search.data.digit_actions import DigitActionsConfig, make_digit_actions
+from search.data.digit_order import DigitOrderConfig, make_digit_order
 from search.data.moving_digits import CLASSES, PAIRS, MovingDigitsConfig, make_moving_digits, sprite_split
 from search.data.names import DEFAULT_DATA, GENERATED
 from search.data.video_folder import load_video_folder, read_clip
@@ -31,16 +33,13 @@ def load_data(
     n_test: int = 1000,
     num_classes: int = 10,
 ) -> ClipSplits:
-    """``digit-actions`` or ``moving-digits`` (generated, sizes from ``n_*``) or a folder of class sub-folders of clips."""
-    if data == "digit-actions":
-        return make_digit_actions(DigitActionsConfig(
-            n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels, frames=frames, size=size, seed=seed
-        ))
-    if data == "moving-digits":
-        config = MovingDigitsConfig(
-            n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels, frames=frames, size=size, seed=seed
-        )
-        return make_moving_digits(config)
+    """A generated set (``GENERATED``, sizes from ``n_*``) or a folder of class sub-folders of clips."""
+    generators = {"digit-actions": (DigitActionsConfig, make_digit_actions), "digit-order": (DigitOrderConfig, make_digit_order),
+                  "moving-digits": (MovingDigitsConfig, make_moving_digits)}
+    if data in generators:
+        config_type, make = generators[data]
+        return make(config_type(n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels,
+                                frames=frames, size=size, seed=seed))
     if Path(data).is_dir():
         return load_video_folder(data, frames=frames, size=size, channels=channels, seed=seed)
     raise DataError(f"unknown data '{data}': give one of {', '.join(GENERATED)} or a folder of class sub-folders of .mp4/.avi clips")
@@ -55,10 +54,12 @@ __all__ = [
     "ClipSplits",
     "DataError",
     "DigitActionsConfig",
+    "DigitOrderConfig",
     "MovingDigitsConfig",
     "load_data",
     "load_video_folder",
     "make_digit_actions",
+    "make_digit_order",
     "make_moving_digits",
     "read_clip",
     "sprite_split",
