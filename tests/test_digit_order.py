@@ -28,11 +28,18 @@ def test_shapes_classes_and_registration():
     assert splits.train.labels.bincount().tolist() == [2] * 10
 
 
+def test_flash_and_gap_follow_the_clip_length_unless_given():
+    lengths = [(c.flash_length, c.gap_length) for c in (DigitOrderConfig(frames=f) for f in (2, 4, 8, 16))]
+    assert lengths == [(1, 0), (1, 0), (2, 1), (4, 2)]
+    given = DigitOrderConfig(frames=8, flash=1, gap=3)
+    assert (given.flash_length, given.gap_length) == (1, 3)
+    assert make_digit_order(dataclasses.replace(SMALL, frames=2, n_train=10)).train.clips.shape[2] == 2
+
+
 def test_flashes_are_in_order_apart_and_inside_the_clip():
     config = DigitOrderConfig(frames=10, flash=2, gap=2)
     t1, t2 = flash_frames(5000, np.random.default_rng(0), config)
-    assert (t2 >= t1 + config.flash + config.gap).all() and t1.min() == 0 and (t2 + config.flash <= config.frames).all()
-    assert t2.max() == config.frames - config.flash
+    assert (t2 >= t1 + 4).all() and t1.min() == 0 and (t2 + 2 <= config.frames).all() and t2.max() == config.frames - 2
 
 
 def test_only_the_pair_digits_flash_once_each_and_distractors_stay():
@@ -41,7 +48,7 @@ def test_only_the_pair_digits_flash_once_each_and_distractors_stay():
     pool = sprite_split(0)[0]
     clips = _render_forward(np.array([0, 1, 2, 3, 4]), pool, np.random.default_rng(5), config).float()
     lit = clips.sum(dim=(1, 3, 4)) > 0  # (N, T): frames with anything drawn
-    assert (lit.sum(1) == 2 * config.flash).all()  # two flashes of `flash` frames, nothing else
+    assert (lit.sum(1) == 2 * config.flash_length).all()  # two flashes of `flash` frames, nothing else
     kept = _render_forward(np.array([0, 1]), pool, np.random.default_rng(5), dataclasses.replace(SMALL, jitter=0.0)).float()
     assert (kept.sum(dim=(1, 3, 4)) > 0).all()  # a distractor is visible in every frame
 

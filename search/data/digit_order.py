@@ -48,8 +48,8 @@ class DigitOrderConfig:
     frames: int = 8
     size: int = 32
     seed: int = 0
-    flash: int = 2  # frames each of the two digits is visible
-    gap: int = 1  # at least this many frames between the first flash's end and the second's start
+    flash: int | None = None  # frames each of the two digits is visible (None: frames // 4, at least 1)
+    gap: int | None = None  # least frames between the first flash's end and the second's start (None: frames // 8)
     distractors: int = 1  # digits visible all along
     contrast: float = 0.5  # distractor brightness over the flashing digits'
     scale: float = 0.8  # sprite size, as a share of moving-digits'
@@ -59,9 +59,10 @@ class DigitOrderConfig:
     def __post_init__(self) -> None:
         check_clip_settings("digit-order", classes=len(CLASSES), num_classes=self.num_classes, channels=self.channels,
                             frames=self.frames, size=self.size, counts=(self.n_train, self.n_val, self.n_test))
-        if self.flash < 1 or self.gap < 0 or 2 * self.flash + self.gap > self.frames:
+        flash, gap = self.flash_length, self.gap_length
+        if flash < 1 or gap < 0 or 2 * flash + gap > self.frames:
             raise DataError(f"digit-order: need flash >= 1, gap >= 0 and 2 * flash + gap <= frames ({self.frames}), "
-                            f"got flash {self.flash} and gap {self.gap}")
+                            f"got flash {flash} and gap {gap}")
         if self.distractors < 0:
             raise DataError(f"digit-order: distractors must be 0 or more, got {self.distractors}")
         if not 0.0 < self.contrast <= 1.0:
@@ -70,6 +71,17 @@ class DigitOrderConfig:
             raise DataError(f"digit-order: scale (sprite size factor) must be in (0, 1.5], got {self.scale}")
         if self.noise < 0.0 or self.jitter < 0.0:
             raise DataError(f"digit-order: noise and jitter must be 0 or more, got {self.noise} and {self.jitter}")
+
+
+    @property
+    def flash_length(self) -> int:
+        """Frames each digit shows: ``flash``, or a quarter of the clip (at least 1)."""
+        return max(1, self.frames // 4) if self.flash is None else self.flash
+
+    @property
+    def gap_length(self) -> int:
+        """Least frames between the two flashes: ``gap``, or an eighth of the clip."""
+        return self.frames // 8 if self.gap is None else self.gap
 
 
 def make_digit_order(config: DigitOrderConfig = DigitOrderConfig()) -> ClipSplits:
@@ -88,9 +100,10 @@ def make_digit_order(config: DigitOrderConfig = DigitOrderConfig()) -> ClipSplit
 
 def flash_frames(count: int, rng: np.random.Generator, config: DigitOrderConfig) -> tuple[np.ndarray, np.ndarray]:
     """First frames (t1, t2) of the two flashes: t2 >= t1 + flash + gap, both inside the clip."""
-    last = config.frames - config.flash  # the latest first frame of a flash
-    t1 = rng.integers(0, last - config.flash - config.gap + 1, size=count)
-    t2 = t1 + config.flash + config.gap + np.floor(rng.random(count) * (last - t1 - config.flash - config.gap + 1)).astype(np.int64)
+    flash, gap = config.flash_length, config.gap_length
+    last = config.frames - flash  # the latest first frame of a flash
+    t1 = rng.integers(0, last - flash - gap + 1, size=count)
+    t2 = t1 + flash + gap + np.floor(rng.random(count) * (last - t1 - flash - gap + 1)).astype(np.int64)
     return t1, t2
 
 
@@ -114,8 +127,8 @@ def _render_forward(pair: np.ndarray, pool: np.ndarray, rng: np.random.Generator
     alpha[:, :2] = 0.0
     t1, t2 = flash_frames(count, rng, config)
     steps = np.arange(frames)[None, :]
-    alpha[:, 0] = (steps >= t1[:, None]) & (steps < t1[:, None] + config.flash)
-    alpha[:, 1] = (steps >= t2[:, None]) & (steps < t2[:, None] + config.flash)
+    alpha[:, 0] = (steps >= t1[:, None]) & (steps < t1[:, None] + config.flash_length)
+    alpha[:, 1] = (steps >= t2[:, None]) & (steps < t2[:, None] + config.flash_length)
     ones = np.ones((1, 1, frames))
     params = {
         "cx": (cx * ones + rng.normal(0.0, config.jitter, size=(count, layers, frames))).reshape(-1, frames),
