@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from search.data.clips import ClipSet, ClipSplits, DataError
-from search.data.sprites import MOTIONS, REVERSED_MOTIONS, check_clip_settings, digit_labels, digit_sprites, draw_sprites, reverse_rows, sprite_split, trajectories
+from search.data.sprites import (MOTIONS, REVERSED_MOTIONS, check_clip_settings, digit_labels, digit_sprites, draw_sprites, reverse_rows,
+                                 sprite_split, stack_layers, to_uint8, trajectories)
 
 #: class names (the target's motion); classes 2k and 2k+1 are exact time reversals of each other.
 CLASSES: tuple[str, ...] = tuple(name for pair in zip(MOTIONS, REVERSED_MOTIONS) for name in pair)
@@ -156,15 +157,7 @@ def _render_forward(
     colours = rng.uniform(0.6, 1.0, size=(count, layers, config.channels)).astype(np.float32)
     colours[:, 1:] *= config.contrast  # distractors are dimmer than the target
     depth = np.argsort(rng.random((count, layers)), axis=1)  # back-to-front order of the layers
-    canvas = torch.zeros(count, config.channels, config.frames, config.size, config.size)
-    rows = torch.arange(count)
-    colour = torch.from_numpy(colours)
-    for level in range(layers):
-        layer = torch.from_numpy(depth[:, level])
-        a = alpha[rows, layer][:, None]  # (N, 1, T, H, W)
-        canvas = canvas * (1.0 - a) + a * colour[rows, layer][:, :, None, None, None]
-    canvas = canvas + config.noise * torch.from_numpy(rng.standard_normal(canvas.shape, dtype=np.float32))
-    return (canvas.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return to_uint8(stack_layers(alpha, colours, depth), config.noise, rng)
 
 
 __all__ = ["CLASSES", "LABELS", "PAIRS", "DigitActionsConfig", "class_names", "make_digit_actions"]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from search.data.clips import ClipSet, ClipSplits, DataError
-from search.data.sprites import check_clip_settings, digit_labels, digit_sprites, draw_sprites, sprite_split, to_uint8
+from search.data.sprites import check_clip_settings, digit_labels, digit_sprites, draw_sprites, sprite_split, stack_layers, to_uint8
 
 #: the digit pairs, by pair index
 DIGIT_PAIRS: tuple[tuple[int, int], ...] = ((0, 5), (1, 6), (2, 7), (3, 8), (4, 9))
@@ -142,13 +142,7 @@ def _render_forward(pair: np.ndarray, pool: np.ndarray, rng: np.random.Generator
     colours = rng.uniform(0.6, 1.0, size=(count, layers, config.channels)).astype(np.float32)
     colours[:, 2:] *= config.contrast
     depth = np.argsort(rng.random((count, layers)), axis=1)  # back-to-front order of the layers
-    canvas = torch.zeros(count, config.channels, frames, config.size, config.size)
-    rows, colour = torch.arange(count), torch.from_numpy(colours)
-    for level in range(layers):
-        layer = torch.from_numpy(depth[:, level])
-        a = drawn[rows, layer][:, None]  # (N, 1, T, H, W)
-        canvas = canvas * (1.0 - a) + a * colour[rows, layer][:, :, None, None, None]
-    return to_uint8(canvas, config.noise, rng)
+    return to_uint8(stack_layers(drawn, colours, depth), config.noise, rng)
 
 
 __all__ = ["CLASSES", "DIGIT_PAIRS", "DigitOrderConfig", "flash_frames", "make_digit_order"]

@@ -6,6 +6,7 @@
         --sprite_split(seed)--> disjoint (train, val, test) index sets
     motion id per clip --trajectories--> per-frame centre, angle, size, opacity (N, T)
         --draw_sprites--> frames (N, T, H, W) in [0, 1]
+    layers of a clip --stack_layers (colours, depth order)--> (N, C, T, H, W) --to_uint8 (noise)--> clips
 
 Motions (ids 0..4, each drawn forward; its time reversal is the same parameters with the frame
 axis flipped): 0 move-right, 1 move-down, 2 turn-cw, 3 zoom-in, 4 appear.
@@ -135,13 +136,27 @@ def reverse_rows(params: dict[str, np.ndarray], rows: np.ndarray) -> None:
         params[name][rows] = params[name][rows, ::-1]
 
 
+def stack_layers(drawn: torch.Tensor, colours: np.ndarray, depth: np.ndarray) -> torch.Tensor:
+    """Layers (N, L, T, H, W) of opacity, each in its colour (N, L, C), stacked back to front in the order
+    ``depth`` (N, L) gives (``depth[:, 0]`` at the back), on black: (N, C, T, H, W) in [0, 1]."""
+    count, layers = drawn.shape[:2]
+    canvas = torch.zeros(count, colours.shape[2], *drawn.shape[2:])
+    rows, colour = torch.arange(count), torch.from_numpy(colours)
+    for level in range(layers):
+        layer = torch.from_numpy(depth[:, level])
+        a = drawn[rows, layer][:, None]  # (N, 1, T, H, W)
+        canvas = canvas * (1.0 - a) + a * colour[rows, layer][:, :, None, None, None]
+    return canvas
+
+
 def to_uint8(clips: torch.Tensor, noise: float, rng: np.random.Generator) -> torch.Tensor:
     """Add Gaussian pixel noise (std ``noise``), clamp to [0, 1] and quantise to uint8."""
     clips = clips + noise * torch.from_numpy(rng.standard_normal(clips.shape, dtype=np.float32))
     return (clips.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
-__all__ = ["MOTIONS", "REVERSED_MOTIONS", "digit_labels", "digit_sprites", "draw_sprites", "reverse_rows", "sprite_split", "to_uint8", "trajectories"]
+__all__ = ["MOTIONS", "REVERSED_MOTIONS", "digit_labels", "digit_sprites", "draw_sprites", "reverse_rows", "sprite_split", "stack_layers", "to_uint8",
+           "trajectories"]
 
 
 def check_clip_settings(name: str, *, classes: int, num_classes: int, channels: int, frames: int, size: int,
