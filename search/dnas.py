@@ -249,7 +249,7 @@ def _train_epoch(
             teacher = anchor_logits.detach()
         logits, _ = model(x, temperature=tau, mode=forward_mode)
         ce = F.cross_entropy(logits, y)
-        path_loss(logits, y, ce, teacher, config.distill).backward()
+        path_loss(logits, ce, teacher, config.distill).backward()
         weight_opt.step()
         totals["ce"] += float(ce.detach()) * len(y)
         totals["correct"] += int((logits.argmax(1) == y).sum())
@@ -278,8 +278,8 @@ def _train_epoch(
     }
 
 
-def path_loss(logits: torch.Tensor, y: torch.Tensor, ce: torch.Tensor, teacher: torch.Tensor | None, distill: float) -> torch.Tensor:
-    """The drawn path's weight loss: CE, or with in-place distillation (BigNAS, Once-for-All)
+def path_loss(logits: torch.Tensor, ce: torch.Tensor, teacher: torch.Tensor | None, distill: float) -> torch.Tensor:
+    """The drawn path's weight loss from its ``logits`` and their ``ce``: CE, or with in-place distillation (BigNAS, Once-for-All)
     ``(1 - distill) * CE + distill * KL(softmax(teacher) || softmax(logits))``, the teacher being the
     anchor path's predictions on the same batch."""
     if teacher is None or distill == 0.0:
