@@ -15,7 +15,7 @@ arch on ``--device`` and the training seconds.
     .venv/bin/python bench/data_difficulty.py --store ~/.local/share/vidlat/latency.sqlite --random 3 --seeds 0,1
     .venv/bin/python bench/data_difficulty.py --store S --models x3d-xs,table-min --set scale=0.5 --set amplitude=0.2
 
-``--set KEY=VALUE`` changes a field of the set's config (``DigitActionsConfig``, ``DigitOrderConfig``): a variant.
+``--set KEY=VALUE`` changes a field of the set's config (``DigitOrderConfig``, ``DigitActionsConfig``, ...): a variant.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from data_temporal import FrameCNN, pair_accuracy, train_module
 
 from profiler.store import LatencyStore
 from search.config import TrainConfig
-from search.data import DEFAULT_DATA, GENERATED, DigitActionsConfig, DigitOrderConfig, load_data, make_digit_actions, make_digit_order
+from search.data import DEFAULT_DATA, GENERATED, GENERATORS, load_data
 from search.device_search import device_latency_table
 from search.space import load_space
 from search.train import train_arch
@@ -44,10 +44,6 @@ def table_min_arch(space, table):
 def table_ms(space, table, fixed, arch) -> float:
     """Lookup-table latency of ``arch``: fixed stem + head plus the chosen candidate of every layer."""
     return fixed + sum(row[slot.candidates.index(block)] for slot, row, block in zip(space.layers, table, arch.layers))
-
-
-#: the generated sets whose settings ``--set`` can change: (config type, generator)
-CONFIGURABLE = {"digit-actions": (DigitActionsConfig, make_digit_actions), "digit-order": (DigitOrderConfig, make_digit_order)}
 
 
 def parse_setting(item: str, config_type: type, parser: argparse.ArgumentParser) -> tuple[str, object]:
@@ -81,9 +77,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a field of the generated set's config, e.g. --set scale=0.5 --set label=digit (repeatable)")
     args = parser.parse_args()
-    if args.set and args.data not in CONFIGURABLE:
-        parser.error(f"--set changes {', '.join(CONFIGURABLE)} only")
-    config_type, make = CONFIGURABLE.get(args.data, (None, None))
+    config_type, make = GENERATORS[args.data]
     overrides = dict(parse_setting(item, config_type, parser) for item in args.set)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)

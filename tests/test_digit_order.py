@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from search.data import DEFAULT_DATA, GENERATED, DataError, DigitOrderConfig, load_data, make_digit_order, sprite_split
+from search.data import DEFAULT_DATA, GENERATED, GENERATORS, DataError, DigitOrderConfig, load_data, make_digit_order, sprite_split
 from search.data.digit_order import CLASSES, DIGIT_PAIRS, _render_forward, flash_frames
 
 SMALL = DigitOrderConfig(n_train=30, n_val=10, n_test=20, channels=1, frames=8, size=24, seed=3, noise=0.0)
@@ -22,7 +22,7 @@ def test_same_seed_same_clips_other_seed_other_clips():
 
 def test_shapes_classes_and_registration():
     splits = load_data("digit-order", n_train=20, n_val=10, n_test=10, channels=3, frames=6, size=16, seed=0)
-    assert DEFAULT_DATA == "digit-order" and "digit-order" in GENERATED
+    assert DEFAULT_DATA == "digit-order" and "digit-order" in GENERATED and set(GENERATORS) == set(GENERATED)
     assert splits.train.clips.shape == (20, 3, 6, 16, 16) and splits.train.clips.dtype == torch.uint8
     assert splits.classes == list(CLASSES) and CLASSES[:2] == ("0-then-5", "5-then-0")
     assert splits.train.labels.bincount().tolist() == [2] * 10

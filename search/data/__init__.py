@@ -11,6 +11,7 @@ train code use::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from search.data.clips import ClipSet, ClipSplits, DataError
@@ -19,6 +20,13 @@ from search.data.digit_order import DigitOrderConfig, make_digit_order
 from search.data.moving_digits import CLASSES, PAIRS, MovingDigitsConfig, make_moving_digits, sprite_split
 from search.data.names import DEFAULT_DATA, GENERATED
 from search.data.video_folder import load_video_folder, read_clip
+
+#: every generated set by name: (its config dataclass, the generator that takes it)
+GENERATORS: dict[str, tuple[type, Callable[..., ClipSplits]]] = {
+    "digit-actions": (DigitActionsConfig, make_digit_actions),
+    "digit-order": (DigitOrderConfig, make_digit_order),
+    "moving-digits": (MovingDigitsConfig, make_moving_digits),
+}
 
 
 def load_data(
@@ -34,10 +42,8 @@ def load_data(
     num_classes: int = 10,
 ) -> ClipSplits:
     """A generated set (``GENERATED``, sizes from ``n_*``) or a folder of class sub-folders of clips."""
-    generators = {"digit-actions": (DigitActionsConfig, make_digit_actions), "digit-order": (DigitOrderConfig, make_digit_order),
-                  "moving-digits": (MovingDigitsConfig, make_moving_digits)}
-    if data in generators:
-        config_type, make = generators[data]
+    if data in GENERATORS:
+        config_type, make = GENERATORS[data]
         return make(config_type(n_train=n_train, n_val=n_val, n_test=n_test, num_classes=num_classes, channels=channels,
                                 frames=frames, size=size, seed=seed))
     if Path(data).is_dir():
@@ -49,6 +55,7 @@ __all__ = [
     "CLASSES",
     "DEFAULT_DATA",
     "GENERATED",
+    "GENERATORS",
     "PAIRS",
     "ClipSet",
     "ClipSplits",
