@@ -253,7 +253,7 @@ def test_the_store_table_keeps_round_medians_and_ignores_malformed_ones(tmp_path
     with LatencyStore(tmp_path / "s.sqlite") as store:
         profile_workloads(backend, store, [_workload(0)], progress=False)
         rounds = store.table("fake")["round_medians_ms"].iloc[0]
-    assert isinstance(rounds, list) and len(rounds) >= POLICY.min_rounds
+    assert isinstance(rounds, list) and len(rounds) >= 2  # rounds the canary flagged are left out while two clean ones remain
     for bad in ('{"round_medians_ms": "1,2"}', '{"round_medians_ms": [1, true]}', "[1, 2]", "not json", "{}"):
         assert _round_medians(bad) is None
 
