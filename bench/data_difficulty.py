@@ -30,7 +30,7 @@ from data_temporal import FrameCNN, pair_accuracy, train_module
 
 from profiler.store import LatencyStore
 from search.config import TrainConfig
-from search.data import DEFAULT_DATA, GENERATED, GENERATORS, load_data
+from search.data import DEFAULT_DATA, GENERATED, GENERATORS
 from search.device_search import device_latency_table
 from search.space import load_space
 from search.train import train_arch
@@ -97,10 +97,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         sizes = {"channels": space.input_shape[0], "frames": args.frames, "size": args.size, "seed": seed, "n_train": args.train,
                  "n_val": max(100, args.train // 5), "n_test": args.test, "num_classes": space.num_classes}
-        if overrides:
-            data = make(config_type(**{**sizes, **overrides}))
-        else:
-            data = load_data(args.data, **sizes)
+        data = make(config_type(**{**sizes, **overrides}))
         config = TrainConfig(epochs=args.epochs, batch_size=32, lr=3e-3, seed=seed)
         if "frame-cnn" in wanted:
             started = time.perf_counter()

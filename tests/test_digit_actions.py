@@ -9,10 +9,15 @@ import pytest
 import torch
 
 from search.data import DEFAULT_DATA, GENERATED, DataError, DigitActionsConfig, load_data, make_digit_actions, sprite_split
-from search.data.digit_actions import CLASSES, LABELS, PAIRS, _pick_digit_sprites, _pick_sprites, _render_split, _split_pool
-from search.data.sprites import REVERSED_MOTIONS, digit_labels
+from search.data.digit_actions import CLASSES, LABELS, PAIRS, _pick_digit_sprites, _pick_sprites, _render_forward, _split_pool
+from search.data.sprites import REVERSED_MOTIONS, digit_labels, render_pairs
 
 SMALL = DigitActionsConfig(n_train=30, n_val=10, n_test=20, channels=1, frames=6, size=24, seed=3)
+
+
+def _render_split(labels, pool, rng, config):
+    """The clips ``make_digit_actions`` draws for ``labels`` from the sprites in ``pool``."""
+    return render_pairs(labels, pool, rng, lambda pair, p, r: _render_forward(pair, _split_pool(p, config), r, config))
 
 
 def test_same_seed_same_clips_other_seed_other_clips():

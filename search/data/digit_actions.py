@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from search.data.clips import ClipSet, ClipSplits, DataError
-from search.data.sprites import (MOTIONS, REVERSED_MOTIONS, check_clip_settings, digit_labels, digit_sprites, draw_sprites, reverse_rows,
-                                 sprite_split, stack_layers, to_uint8, trajectories)
+from search.data.clips import ClipSplits, DataError
+from search.data.sprites import (MOTIONS, REVERSED_MOTIONS, check_clip_settings, digit_labels, digit_sprites, draw_sprites, reversal_pair_splits,
+                                 reverse_rows, sprites_showing, stack_layers, to_uint8, trajectories)
 
 #: class names (the target's motion); classes 2k and 2k+1 are exact time reversals of each other.
 CLASSES: tuple[str, ...] = tuple(name for pair in zip(MOTIONS, REVERSED_MOTIONS) for name in pair)
@@ -85,13 +85,9 @@ class DigitActionsConfig:
 
 def make_digit_actions(config: DigitActionsConfig = DigitActionsConfig()) -> ClipSplits:
     """Train, val and test sets of digit-action clips, fully determined by ``config``."""
-    sets = []
-    for offset, (count, pool) in enumerate(zip((config.n_train, config.n_val, config.n_test), sprite_split(config.seed))):
-        rng = np.random.default_rng([config.seed, offset, 1])
-        labels = np.arange(count) % config.num_classes
-        rng.shuffle(labels)
-        sets.append(ClipSet(clips=_render_split(labels, pool, rng, config), labels=torch.from_numpy(labels.astype(np.int64))))
-    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=class_names(config))
+    return reversal_pair_splits(counts=(config.n_train, config.n_val, config.n_test), seed=config.seed, stream=1,
+                                num_classes=config.num_classes, classes=class_names(config),
+                                render_forward=lambda pair, pool, rng: _render_forward(pair, _split_pool(pool, config), rng, config))
 
 
 def class_names(config: DigitActionsConfig) -> list[str]:
@@ -99,14 +95,6 @@ def class_names(config: DigitActionsConfig) -> list[str]:
     if config.label == "motion":
         return list(CLASSES[: config.num_classes])
     return [f"{digit}-{way}" for digit in config.target_digits for way in ("forward", "backward")][: config.num_classes]
-
-
-def _render_split(labels: np.ndarray, pool: np.ndarray, rng: np.random.Generator, config: DigitActionsConfig) -> torch.Tensor:
-    """uint8 clips of ``labels`` from the sprites in ``pool``: forward clips of the pair, odd classes time-reversed."""
-    clips = _render_forward(labels // 2, _split_pool(pool, config), rng, config)
-    odd = torch.from_numpy(labels % 2 == 1)
-    clips[odd] = clips[odd].flip(2)  # the whole clip (target, distractors, noise) played backwards
-    return clips
 
 
 def _split_pool(pool: np.ndarray, config: DigitActionsConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -125,11 +113,7 @@ def _pick_sprites(pools: tuple[np.ndarray, np.ndarray], count: int, distractors:
 def _pick_digit_sprites(pair: np.ndarray, pools: tuple[np.ndarray, np.ndarray], config: DigitActionsConfig,
                         rng: np.random.Generator) -> np.ndarray:
     """Sprite ids (count, 1 + distractors): column 0 a sprite of the digit ``target_digits[pair]``, then the distractors."""
-    shown = digit_labels()[pools[0]]
-    target = np.empty(len(pair), dtype=pools[0].dtype)
-    for k, digit in enumerate(config.target_digits):
-        rows = pair == k
-        target[rows] = rng.choice(pools[0][shown == digit], size=int(rows.sum()), replace=True)
+    target = sprites_showing(pair, config.target_digits, pools[0], rng)
     return np.concatenate([target[:, None], rng.choice(pools[1], size=(len(pair), config.distractors), replace=True)], axis=1)
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from search.data.clips import ClipSet, ClipSplits, DataError
-from search.data.sprites import check_clip_settings, digit_labels, digit_sprites, draw_sprites, sprite_split, stack_layers, to_uint8
+from search.data.clips import ClipSplits, DataError
+from search.data.sprites import check_clip_settings, digit_sprites, draw_sprites, reversal_pair_splits, sprites_showing, stack_layers, to_uint8
 
 #: the digit pairs, by pair index
 DIGIT_PAIRS: tuple[tuple[int, int], ...] = ((0, 5), (1, 6), (2, 7), (3, 8), (4, 9))
@@ -86,16 +86,9 @@ class DigitOrderConfig:
 
 def make_digit_order(config: DigitOrderConfig = DigitOrderConfig()) -> ClipSplits:
     """Train, val and test sets of digit-order clips, fully determined by ``config``."""
-    sets = []
-    for offset, (count, pool) in enumerate(zip((config.n_train, config.n_val, config.n_test), sprite_split(config.seed))):
-        rng = np.random.default_rng([config.seed, offset, 2])
-        labels = np.arange(count) % config.num_classes
-        rng.shuffle(labels)
-        clips = _render_forward(labels // 2, pool, rng, config)
-        odd = torch.from_numpy(labels % 2 == 1)
-        clips[odd] = clips[odd].flip(2)  # the whole clip played backwards: the other digit flashes first
-        sets.append(ClipSet(clips=clips, labels=torch.from_numpy(labels.astype(np.int64))))
-    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=list(CLASSES[: config.num_classes]))
+    return reversal_pair_splits(counts=(config.n_train, config.n_val, config.n_test), seed=config.seed, stream=2,
+                                num_classes=config.num_classes, classes=list(CLASSES[: config.num_classes]),
+                                render_forward=lambda pair, pool, rng: _render_forward(pair, pool, rng, config))
 
 
 def flash_frames(count: int, rng: np.random.Generator, config: DigitOrderConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -110,12 +103,9 @@ def flash_frames(count: int, rng: np.random.Generator, config: DigitOrderConfig)
 def _render_forward(pair: np.ndarray, pool: np.ndarray, rng: np.random.Generator, config: DigitOrderConfig) -> torch.Tensor:
     """uint8 clips (N, C, T, H, W) in which the pair's first digit flashes first."""
     count, layers, frames, size = pair.shape[0], 2 + config.distractors, config.frames, float(config.size)
-    shown = digit_labels()[pool]
     sprite_ids = np.empty((count, layers), dtype=pool.dtype)
-    for column in (0, 1):
-        for k, digits in enumerate(DIGIT_PAIRS):
-            rows = pair == k
-            sprite_ids[rows, column] = rng.choice(pool[shown == digits[column]], size=int(rows.sum()), replace=True)
+    for column in (0, 1):  # the pair's first digits, then its second ones
+        sprite_ids[:, column] = sprites_showing(pair, [digits[column] for digits in DIGIT_PAIRS], pool, rng)
     sprite_ids[:, 2:] = rng.choice(pool, size=(count, config.distractors), replace=True)
     size_px = rng.uniform(0.45, 0.6, size=(count, layers, 1)) * size * config.scale
     cx = rng.uniform(0.25, 0.75, size=(count, layers, 1)) * size

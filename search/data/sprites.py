@@ -7,6 +7,7 @@
     motion id per clip --trajectories--> per-frame centre, angle, size, opacity (N, T)
         --draw_sprites--> frames (N, T, H, W) in [0, 1]
     layers of a clip --stack_layers (colours, depth order)--> (N, C, T, H, W) --to_uint8 (noise)--> clips
+    labels --reversal_pair_splits / render_pairs--> splits whose odd classes are their even twins played backwards
 
 Motions (ids 0..4, each drawn forward; its time reversal is the same parameters with the frame
 axis flipped): 0 move-right, 1 move-down, 2 turn-cw, 3 zoom-in, 4 appear.
@@ -15,12 +16,13 @@ axis flipped): 0 move-right, 1 move-down, 2 turn-cw, 3 zoom-in, 4 appear.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search.data.clips import DataError
+from search.data.clips import ClipSet, ClipSplits, DataError
 
 #: the forward motions ``trajectories`` draws, by id; the reversal of each is its frames flipped
 MOTIONS: tuple[str, ...] = ("move-right", "move-down", "turn-cw", "zoom-in", "appear")
@@ -44,6 +46,16 @@ def digit_sprites() -> np.ndarray:
 def digit_labels() -> np.ndarray:
     """The digit (0-9) each sprite shows."""
     return _load_digits()[1]
+
+
+def sprites_showing(index: np.ndarray, digits: Sequence[int], pool: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One sprite id from ``pool`` per row, showing the digit ``digits[index[row]]`` (drawn digit by digit, in ``digits`` order)."""
+    shown = digit_labels()[pool]
+    ids = np.empty(len(index), dtype=pool.dtype)
+    for k, digit in enumerate(digits):
+        rows = index == k
+        ids[rows] = rng.choice(pool[shown == digit], size=int(rows.sum()), replace=True)
+    return ids
 
 
 def sprite_split(seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> tuple[np.ndarray, ...]:
@@ -149,14 +161,38 @@ def stack_layers(drawn: torch.Tensor, colours: np.ndarray, depth: np.ndarray) ->
     return canvas
 
 
+def render_pairs(labels: np.ndarray, pool: np.ndarray, rng: np.random.Generator,
+                 render_forward: Callable[[np.ndarray, np.ndarray, np.random.Generator], torch.Tensor]) -> torch.Tensor:
+    """uint8 clips of ``labels``: ``render_forward(labels // 2, pool, rng)`` draws each clip of its pair
+    forwards, and a clip of an odd class is that clip played backwards (every layer and the noise)."""
+    clips = render_forward(labels // 2, pool, rng)
+    odd = torch.from_numpy(labels % 2 == 1)
+    clips[odd] = clips[odd].flip(2)
+    return clips
+
+
+def reversal_pair_splits(*, counts: tuple[int, int, int], seed: int, stream: int, num_classes: int, classes: list[str],
+                         render_forward: Callable[[np.ndarray, np.ndarray, np.random.Generator], torch.Tensor]) -> ClipSplits:
+    """Train, val and test sets of ``counts`` clips from disjoint sprites (``sprite_split(seed)``), each with
+    balanced, shuffled labels of ``num_classes`` classes drawn by ``render_pairs``; ``stream`` keeps one
+    generator's random draws apart from another's."""
+    sets = []
+    for offset, (count, pool) in enumerate(zip(counts, sprite_split(seed))):
+        rng = np.random.default_rng([seed, offset, stream])
+        labels = np.arange(count) % num_classes
+        rng.shuffle(labels)
+        sets.append(ClipSet(clips=render_pairs(labels, pool, rng, render_forward), labels=torch.from_numpy(labels.astype(np.int64))))
+    return ClipSplits(train=sets[0], val=sets[1], test=sets[2], classes=classes)
+
+
 def to_uint8(clips: torch.Tensor, noise: float, rng: np.random.Generator) -> torch.Tensor:
     """Add Gaussian pixel noise (std ``noise``), clamp to [0, 1] and quantise to uint8."""
     clips = clips + noise * torch.from_numpy(rng.standard_normal(clips.shape, dtype=np.float32))
     return (clips.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
-__all__ = ["MOTIONS", "REVERSED_MOTIONS", "digit_labels", "digit_sprites", "draw_sprites", "reverse_rows", "sprite_split", "stack_layers", "to_uint8",
-           "trajectories"]
+__all__ = ["MOTIONS", "REVERSED_MOTIONS", "digit_labels", "digit_sprites", "draw_sprites", "render_pairs", "reversal_pair_splits", "reverse_rows",
+           "sprite_split", "sprites_showing", "stack_layers", "to_uint8", "trajectories"]
 
 
 def check_clip_settings(name: str, *, classes: int, num_classes: int, channels: int, frames: int, size: int,
