@@ -46,6 +46,11 @@ class EvolutionConfigError(VidlatError):
 class SearchConfig:
     """Every knob of a search (the defaults are FBNet's where the paper gives one).
 
+    ``mode`` defaults to ``reinforce``: arch steps compare whole sampled paths, so the latency term
+    cannot outrun a noisy accuracy signal; under ``hard`` (GDAS straight-through) the exact latency
+    gradient collapsed the logits onto the table minimum within one epoch even on a supernet whose
+    anchor path was 30 points more accurate than that minimum (docs/search.md, "Why REINFORCE").
+
     ``unit_ms`` None: the FBNet loss measures LAT in the unit that puts the uniform supernet at 28
     units (``search.losses.fbnet_unit_ms``, FBNet's phone regime), resolved when the search starts.
     """
@@ -53,7 +58,7 @@ class SearchConfig:
     epochs: int = 8
     warmup_epochs: int = 2
     batch_size: int = 32
-    mode: str = "hard"
+    mode: str = "reinforce"
     loss: str = "fbnet"
     alpha: float = 0.2
     beta: float = 0.6

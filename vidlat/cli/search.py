@@ -66,8 +66,8 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
               help="sandwich sampling: share of the drawn path's loss that follows the anchor path's predictions "
                    "(in-place distillation; 0: plain CE)")
 @click.option("--mode", type=click.Choice(SEARCH_MODES), default=SEARCH.mode, show_default=True,
-              help="hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run; "
-                   "reinforce: arch steps compare whole sampled paths (score function), weight steps as hard")
+              help="reinforce: arch steps compare whole sampled paths (score function), weight steps as hard; "
+                   "hard: GDAS straight-through, one candidate runs per layer; soft: FBNet mixing, all run")
 @click.option("--alpha", type=float, default=SEARCH.alpha, show_default=True, help="FBNet loss alpha")
 @click.option("--beta", type=float, default=SEARCH.beta, show_default=True, help="FBNet loss beta")
 @click.option("--unit-ms", type=float, default=SEARCH.unit_ms,
