@@ -319,11 +319,15 @@ def _reinforce_backward(supernet: Supernet, x: torch.Tensor, y: torch.Tensor, co
     log_probs = torch.stack([
         sum(F.log_softmax(layer.logits, dim=0)[index] for layer, index in zip(supernet.layers, path)) for path in paths
     ])
-    (advantage * log_probs).mean().backward()
-    if world > 1:
-        for logits in supernet.arch_parameters():
-            dist.all_reduce(logits.grad)
-            logits.grad /= world
+    # autograd.grad, not backward(): the logits' accumulate-grad hooks belong to DDP's reducer, which
+    # expects them only after a forward through the wrapped model; the average over ranks is done here.
+    arch = list(supernet.arch_parameters())
+    grads = torch.autograd.grad((advantage * log_probs).mean(), arch)
+    for logits, grad in zip(arch, grads):
+        if world > 1:
+            dist.all_reduce(grad)
+            grad = grad / world
+        logits.grad = grad if logits.grad is None else logits.grad + grad
     return losses.mean()
 
 
