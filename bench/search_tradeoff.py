@@ -6,7 +6,7 @@
                     derived arch; on the same supernet: evolution and budget DNAS at 3 budgets (the quartiles
                     of the random archs' predicted latency), supernet val accuracy of every arch below;
                     x3d-xs as a one-candidate supernet in the same loop and steps (the fixed-path reference)
-    train WHICH:    12 random archs + x3d-xs ("random"), or a device's searched archs and its table minimum,
+    train:          12 random archs + x3d-xs, or with --device a searched device's archs and its table minimum,
                     each trained stand-alone at the `vidlat run` defaults (8 epochs, 1500 clips)
     report:         the tables of docs/search.md and OUT/pareto.png
 
@@ -15,7 +15,7 @@ steps can run side by side in separate processes and a second run skips what is 
 
     B=".venv/bin/python bench/search_tradeoff.py --store S --out runs/bench-search"
     $B search --device ort-cpu-1t && $B train --device ort-cpu-1t &
-    $B train --random && $B search --device fpga-zcu102-sim && $B train --device fpga-zcu102-sim &
+    $B train && $B search --device fpga-zcu102-sim && $B train --device fpga-zcu102-sim &
     wait; $B report --devices ort-cpu-1t,fpga-zcu102-sim
 """
 

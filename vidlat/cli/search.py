@@ -158,8 +158,8 @@ def _print_dnas(report: dict, device_name: str, out: Path, *, chance: float) -> 
                f"search {report['search_seconds']:.0f} s")
     if report["val_acc_sampled"] is not None and report["val_acc_sampled"] < 2 * chance:
         click.echo(f"note: archs sampled from the supernet reach {report['val_acc_sampled']:.2f} val accuracy (chance "
-                   f"{chance:.2f}): the CE term carried little signal, so the latency term chose most layers; "
-                   f"give it a budget with --target-ms, or more --epochs and --warmup", err=True)
+                   f"{chance:.2f}): the supernet has learned little, so its accuracy weighs little against latency "
+                   f"in the choice; give it a budget with --target-ms, or more --epochs and --warmup", err=True)
     if abs(report["table_ms"] - report["expected_ms"]) > 0.25 * report["expected_ms"]:
         click.echo(f"note: the argmax arch ({report['table_ms']:.2f} ms by the table) is far from the expected latency "
                    f"({report['expected_ms']:.2f} ms): the probabilities have not sharpened yet; try more --epochs "
