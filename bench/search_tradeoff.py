@@ -124,32 +124,53 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
 
 
 def train_archs(args: argparse.Namespace, space, out: Path) -> None:
-    """Train the random archs and x3d-xs (``--random``) or a searched device's archs, one JSON file each."""
+    """Train the random archs and x3d-xs, or a searched device's archs (``--device``), ``--train-seeds`` runs
+    each, one JSON file per arch; ``--names`` keeps only the named archs."""
     if args.device:
         searched = json.loads((out / f"search-{args.device}.json").read_text())["archs"]
-        jobs = {f"{name}@{args.device}": arch["layers"] for name, arch in searched.items()
-                if not name.startswith("random-") and name != "x3d-xs" and (not args.names or name in args.names.split(","))}
+        jobs = {name: arch["layers"] for name, arch in searched.items() if not name.startswith("random-") and name != "x3d-xs"}
     else:
         jobs = {**random_archs(space, args.random), "x3d-xs": space.reference_archs()["x3d-xs"].layers}
+    if args.names:
+        jobs = {name: layers for name, layers in jobs.items() if name in args.names.split(",")}
+    if args.device:
+        jobs = {f"{name}@{args.device}": layers for name, layers in jobs.items()}
     shard, shards = (int(part) for part in args.shard.split("/"))
     jobs = dict(list(jobs.items())[shard::shards])
     trained_dir = out / "trained"
     trained_dir.mkdir(parents=True, exist_ok=True)
     data = clips_for(args.data, args.seed, test=1000)
+    seeds = range(args.seed, args.seed + args.train_seeds)
     for name, layers in jobs.items():
         path = trained_dir / f"{name}.json"
-        if path.is_file():
-            continue
-        twin = next((p for p in trained_dir.glob("*.json") if json.loads(p.read_text())["layers"] == layers), None)
-        if twin is not None:  # the same arch under another name (e.g. DNAS ending at the table minimum)
-            path.write_text(twin.read_text())
-            continue
-        started, cpu = time.perf_counter(), time.process_time()
-        result = train_arch(space.make_arch(layers, name=name), data, TrainConfig(epochs=args.train_epochs, seed=args.seed),
-                            progress=False)
-        path.write_text(json.dumps({"layers": layers, "val_acc": result.val_acc, "test_acc": result.test_acc,
-                                    "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}))
-        print(f"trained {name}: test {result.test_acc:.3f} in {time.perf_counter() - started:.0f} s", flush=True)
+        # the same arch under another name (e.g. DNAS ending at the table minimum) shares its runs
+        twin = next((p for p in trained_dir.glob("*.json") if p != path and json.loads(p.read_text())["layers"] == layers), None)
+        runs = {run["seed"]: run for source in (path, twin) if source is not None and source.is_file()
+                for run in trained_runs(json.loads(source.read_text()), args.seed)}
+        for seed in seeds:
+            if seed in runs:
+                continue
+            started, cpu = time.perf_counter(), time.process_time()
+            result = train_arch(space.make_arch(layers, name=name), data, TrainConfig(epochs=args.train_epochs, seed=seed),
+                                progress=False)
+            runs[seed] = {"seed": seed, "val_acc": result.val_acc, "test_acc": result.test_acc,
+                          "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+            print(f"trained {name} (training seed {seed}): test {result.test_acc:.3f} in {runs[seed]['seconds']:.0f} s", flush=True)
+            path.write_text(json.dumps(trained_row(layers, list(runs.values()))))
+        if not path.is_file():
+            path.write_text(json.dumps(trained_row(layers, list(runs.values()))))
+
+
+def trained_runs(row: dict[str, Any], data_seed: int) -> list[dict[str, Any]]:
+    """The stand-alone runs of one trained-arch file (a file of one run, before training seeds, is that seed's run)."""
+    return row.get("runs") or [{"seed": data_seed, **{key: row[key] for key in ("val_acc", "test_acc", "seconds", "cpu_seconds")}}]
+
+
+def trained_row(layers: list[str], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One arch's file: its runs (one per training seed) and their mean accuracies."""
+    runs = sorted(runs, key=lambda run: run["seed"])
+    return {"layers": layers, "runs": runs, "val_acc": sum(r["val_acc"] for r in runs) / len(runs),
+            "test_acc": sum(r["test_acc"] for r in runs) / len(runs)}
 
 
 def report(args: argparse.Namespace, space, out: Path) -> None:
@@ -167,6 +188,10 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
         row = trained.get(name) or trained.get(f"{name}@{device}")
         return row["test_acc"] if row else math.nan
 
+    def runs(name: str, device: str) -> int:
+        row = trained.get(name) or trained.get(f"{name}@{device}")
+        return len(trained_runs(row, args.seed)) if row else 0
+
     fig, axes = plt.subplots(1, len(devices), figsize=(6.5 * len(devices), 4.8), squeeze=False)
     for device, ax in zip(devices, axes.flat):
         result = searches[device]
@@ -183,9 +208,10 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
         randoms = [name for name in archs if name.startswith("random-") and name in trained]
         tau = kendall_tau([archs[n]["supernet_acc"] for n in randoms], [trained[n]["test_acc"] for n in randoms])
         print(f"ranking: Kendall tau of supernet val acc against stand-alone test acc over {len(randoms)} random archs: {tau:.3f}")
-        print(f"{'arch':<22} {'pred ms':>8} {'supernet':>9} {'test acc':>9}  layers")
+        print(f"{'arch':<22} {'pred ms':>8} {'supernet':>9} {'test acc (runs)':>16}  layers")
         for name, arch in sorted(archs.items(), key=lambda item: item[1]["predicted_ms"]):
-            print(f"{name:<22} {arch['predicted_ms']:>8.2f} {arch['supernet_acc']:>9.3f} {test_acc(name, device):>9.3f}  "
+            print(f"{name:<22} {arch['predicted_ms']:>8.2f} {arch['supernet_acc']:>9.3f} {test_acc(name, device):>12.3f} "
+                  f"({runs(name, device)})  "
                   f"{' '.join(arch['layers'])}")
         for budget in result["budgets_ms"]:
             under = [trained[n]["test_acc"] for n in randoms if archs[n]["predicted_ms"] <= budget + 1e-9]
@@ -231,7 +257,7 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="search: the device; train: a searched device's archs")
     parser.add_argument("--light", action="store_true", help="search: the default DNAS and scores only (no budgets, no fixed path)")
     parser.add_argument("--shard", default="0/1", help="train: every N-th arch from the K-th (K/N), for side-by-side runs")
-    parser.add_argument("--names", default="", help="train --device: only these of its archs (e.g. dnas,fastest)")
+    parser.add_argument("--names", default="", help="train: only these archs (e.g. dnas,fastest or random-5,x3d-xs)")
     parser.add_argument("--devices", default="ort-cpu-1t,fpga-zcu102-sim", help="report: the searched devices")
     parser.add_argument("--random", type=int, default=12, help="random archs (scored on every supernet, trained alone)")
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -240,6 +266,9 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=EvolutionConfig.population)
     parser.add_argument("--generations", type=int, default=EvolutionConfig.generations)
     parser.add_argument("--train-epochs", type=int, default=8, help="stand-alone training epochs (`vidlat run`'s default)")
+    parser.add_argument("--train-seeds", type=int, default=1,
+                        help="train: stand-alone runs per arch, training seeds --seed and up on the clips of --seed; "
+                             "the report takes their mean")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-search")
     args = parser.parse_args()
