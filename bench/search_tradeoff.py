@@ -184,12 +184,15 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
     trained = {path.stem: json.loads(path.read_text()) for path in (out / "trained").glob("*.json")}
     searches = {device: json.loads((out / f"search-{device}.json").read_text()) for device in devices}
 
+    def trained_as(name: str, device: str) -> dict[str, Any] | None:
+        return trained.get(name) or trained.get(f"{name}@{device}")
+
     def test_acc(name: str, device: str) -> float:
-        row = trained.get(name) or trained.get(f"{name}@{device}")
+        row = trained_as(name, device)
         return row["test_acc"] if row else math.nan
 
     def runs(name: str, device: str) -> int:
-        row = trained.get(name) or trained.get(f"{name}@{device}")
+        row = trained_as(name, device)
         return len(trained_runs(row, args.seed)) if row else 0
 
     fig, axes = plt.subplots(1, len(devices), figsize=(6.5 * len(devices), 4.8), squeeze=False)
