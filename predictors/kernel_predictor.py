@@ -3,12 +3,15 @@
 ::
 
     store table (operator workloads, fusion tests, overhead) ──KernelPredictor.fit──>
-        rules (FusionRules), overhead_ms, per kernel type: ridge on features + random forest on its
-        residuals (log ms), table {kernel signature: measured ms}
+        rules (FusionRules), overhead_ms, stream costs, per kernel type: ridge on features + random forest
+        on its residuals (log ms per unit of work), table {kernel signature: measured ms}
     MODEL.onnx ──model_kernels(rules)──> kernels ──table hit, else the type's regressor──> ms each
+        + cold weights: a linear layer (MatMul / Gemm on constant weights) of a model whose weights exceed
+          what stays cached also reads them from memory: its weight MiB x (the stream cost per MiB at the
+          model's weight footprint - the cost in cache), from the device's weight-streaming chains
         total = overhead + sum(kernels), x calibration scale (from measured whole models, if any)
 
-    profile_operators(backend, store): fusion tests + overhead ──> rules ──> round 0: sampled configs
+    profile_operators(backend, store): fusion tests + overhead + weight-streaming chains ──> rules ──> round 0: sampled configs
         that run as one kernel under the rules ──> rounds 1..R: out-of-fold error per type decides how
         many new configs each type gets; they are neighbours of the configs predicted worst
 
@@ -40,12 +43,13 @@ from predictors.kernels import FEATURES, VIEWS, FusionRules, Kernel, KernelGraph
 from predictors.metrics import evaluate
 from predictors.persist import load_checked
 from profiler.backends.base import Backend
-from profiler.operators import INITIAL_SAMPLES, KERNEL_TYPES, fusion_workloads, mutate_config, operator_workload, overhead_workload, sample_config
+from profiler.operators import (INITIAL_SAMPLES, KERNEL_TYPES, STREAM_SIDE, fusion_workloads, mutate_config, operator_workload,
+                                overhead_workload, sample_config, stream_workloads)
 from profiler.store import LatencyStore
 from profiler.sweep import SweepSummary, profile_workloads
 from profiler.workload import Workload
 
-FORMAT = "vidlat-kernel-predictor/1"
+FORMAT = "vidlat-kernel-predictor/2"  # 2: regressors learn log(ms / work); weight-streaming costs
 MIN_SAMPLES = 5
 FLOOR_SHARE = 0.2  # a kernel's time is at least this share of its workload's measured time
 MIN_MS = 1e-6  # and positive (a simulator may take 0 ms for a reshape), for the regressors' log
@@ -101,6 +105,26 @@ def operator_count(table: pd.DataFrame) -> int:
     return int(table["spec"].map(lambda s: isinstance(s, dict) and s.get("op") in ("operator", "fusion")).sum())
 
 
+def stream_costs(table: pd.DataFrame, overhead_ms: float) -> tuple[tuple[float, float], ...]:
+    """(MiB of weights, ms per MiB) of the device's weight-streaming chains, by footprint (empty if not measured)."""
+    rows = _of(table, "operator")
+    rows = rows[rows["spec"].map(lambda s: s.get("kernel") == "stream")] if len(rows) else rows
+    costs: dict[float, float] = {}
+    for _, row in rows.iterrows():  # the latest measurement of a chain wins
+        mib = row["spec"]["config"]["matrices"] * STREAM_SIDE * STREAM_SIDE * 4 / 2**20
+        costs[mib] = max(row["ms"] - overhead_ms, MIN_MS) / mib
+    return tuple(sorted(costs.items()))
+
+
+def weight_mib(kernel: Kernel) -> float:
+    """MiB of constant float32 weights a conv or a matmul on constant weights reads (0 for other kernels)."""
+    if kernel.type == "conv":
+        return math.exp(kernel.features["log_weight"]) * 4 / 2**20
+    if kernel.type == "matmul" and kernel.features["b_const"]:
+        return math.exp(kernel.features["log_k"] + kernel.features["log_n"]) * 4 / 2**20
+    return 0.0
+
+
 def overhead_of(table: pd.DataFrame) -> float:
     """The per-run time of the smallest graph on the device (0 if not measured)."""
     rows = _of(table, "operator")
@@ -108,9 +132,23 @@ def overhead_of(table: pd.DataFrame) -> float:
     return float(rows["ms"].iloc[-1]) if len(rows) else 0.0
 
 
+# the size each kernel type's time scales with (its work): the regressors learn log(ms / work)
+WORK: dict[str, str] = {
+    "conv": "log_macs", "matmul": "log_macs", "pool": "log_in", "norm": "log_elems", "softmax": "log_elems",
+    "elementwise": "log_out", "movement": "log_out", "resize": "log_out",
+}
+
+
 @dataclass
 class TypeRegressor:
-    """Ridge regression on a kernel type's features, plus a random forest on its residuals; log ms."""
+    """Log time per unit of work (``WORK``) from a kernel type's features: ridge plus a random forest on its residuals.
+
+    Every feature is held to the range measured, so beyond it a kernel's time grows in proportion to
+    its work (the measured time per MAC or per element of the largest kernels) instead of following a
+    fitted power law out of range: a 64-channel 3x3x3 convolution ran at 46 GMAC/s on ONNX Runtime here
+    both at 0.45 and at 2.0 GMAC (1.4x the largest sampled then), where a power law over log sizes had
+    the larger one at 32 ms instead of 44.
+    """
 
     kernel_type: str
     base: Any = None
@@ -124,12 +162,13 @@ class TypeRegressor:
             x = np.clip(x, self.low_, self.high_)
         return x
 
+    def _work(self, features: list[dict[str, float]]) -> np.ndarray:
+        return np.array([f[WORK[self.kernel_type]] for f in features], dtype=float)
+
     def fit(self, features: list[dict[str, float]], ms: np.ndarray, *, seed: int = 0) -> "TypeRegressor":
-        x, y = self._matrix(features), np.log(np.asarray(ms, dtype=float))
-        # sizes (log_*) extrapolate along the fitted power law; shape descriptors are held to the range measured
-        sizes = np.array([name.startswith("log_") for name in FEATURES[self.kernel_type]])
-        self.low_ = np.where(sizes, -np.inf, x.min(axis=0))
-        self.high_ = np.where(sizes, np.inf, x.max(axis=0))
+        x = np.array([[f[name] for name in FEATURES[self.kernel_type]] for f in features], dtype=float)
+        y = np.log(np.asarray(ms, dtype=float)) - self._work(features)
+        self.low_, self.high_ = x.min(axis=0), x.max(axis=0)
         self.base = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 2, 11))).fit(x, y)
         self.residual = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, max_features=0.7, random_state=seed,
                                               n_jobs=1).fit(x, y - self.base.predict(x))
@@ -139,7 +178,7 @@ class TypeRegressor:
         if not features:
             return np.zeros(0)
         x = self._matrix(features)
-        return np.exp(self.base.predict(x) + self.residual.predict(x))
+        return np.exp(self._work(features) + self.base.predict(x) + self.residual.predict(x))
 
 
 def out_of_fold(rows: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -168,6 +207,7 @@ class KernelPredictor:
     regressors_: dict[str, TypeRegressor] = field(default_factory=dict)
     table_: dict[tuple[Any, ...], float] = field(default_factory=dict)
     samples_: dict[str, int] = field(default_factory=dict)
+    stream_: tuple[tuple[float, float], ...] = ()
 
     @classmethod
     def fit(cls, table: pd.DataFrame, *, device: str, fingerprint: dict[str, str] | None = None, seed: int = 0) -> "KernelPredictor":
@@ -177,7 +217,8 @@ class KernelPredictor:
         rows = operator_rows(table, rules, overhead)
         if rows.empty:
             raise PredictorError(f"no operator measurements of device '{device}'; run `vidlat profile --device {device} --operators` first")
-        predictor = cls(device, dict(fingerprint or {}), rules, overhead, measurements=operator_count(table))
+        predictor = cls(device, dict(fingerprint or {}), rules, overhead, measurements=operator_count(table),
+                        stream_=stream_costs(table, overhead))
         for kernel_type, group in rows.groupby("type"):
             predictor.samples_[kernel_type] = len(group)
             if len(group) >= MIN_SAMPLES:
@@ -206,10 +247,32 @@ class KernelPredictor:
             values = self.regressors_[kernel_type].predict([graph.kernels[i].features for i in indices])
             for index, value in zip(indices, values):
                 rows[index]["ms"] = float(value)
+        for row, cold in zip(rows, self.cold_weights_ms(graph.kernels)):
+            row["cold_ms"] = cold
+            if row["ms"] is not None:
+                row["ms"] += cold
         kernel_sum = float(sum(row["ms"] for row in rows if row["ms"] is not None))
         return {"kernels": rows, "kernel_sum_ms": kernel_sum, "overhead_ms": self.overhead_ms,
+                "cold_weights_ms": float(sum(row["cold_ms"] for row in rows if row["ms"] is not None)),
                 "total_ms": (kernel_sum + self.overhead_ms) * self.scale, "scale": self.scale,
                 "free_nodes": len(graph.free), "unpriced": unpriced}
+
+    def cold_weights_ms(self, kernels: list[Kernel]) -> list[float]:
+        """Per kernel, the time a linear layer adds by reading its weights from memory rather than from cache.
+
+        The model's weight footprint sets the stream cost per MiB (interpolated in log footprint over the
+        device's chains, held at their ends); the extra is the layer's MiB times that cost less the cost in
+        cache (the cheapest chain), which its isolated measurement already paid. Only MatMul / Gemm kernels
+        pay it: on ONNX Runtime here a 512-channel 3x3x3 convolution with 27 MiB of weights ran as fast in a
+        126 MiB model as alone (it computes long enough per weight to hide the read), while the linear
+        layers of a 105 MiB video Swin ran up to 1.9x their isolated time (docs/any-model.md).
+        """
+        if len(self.stream_) < 2:
+            return [0.0] * len(kernels)
+        footprint = sum(weight_mib(kernel) for kernel in kernels)
+        sizes, costs = np.log([mib for mib, _ in self.stream_]), [cost for _, cost in self.stream_]
+        extra = max(float(np.interp(math.log(max(footprint, 1e-9)), sizes, costs)) - min(costs), 0.0)
+        return [weight_mib(kernel) * extra if kernel.type == "matmul" else 0.0 for kernel in kernels]
 
     def predict_onnx(self, onnx_bytes: bytes, inputs: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         """``price`` of an ONNX model at the given input shapes."""
@@ -235,6 +298,7 @@ class KernelPredictor:
             "measurements": int(self.measurements), "samples": {k: int(v) for k, v in self.samples_.items()},
             "regressors": {t: {"base": r.base, "residual": r.residual, "low": r.low_, "high": r.high_} for t, r in self.regressors_.items()},
             "table": [[str(sig[0]), [float(v) for v in sig[1:]], float(ms)] for sig, ms in self.table_.items()],
+            "stream": [[float(mib), float(cost)] for mib, cost in self.stream_],
         }
         sio.dump(payload, path)
         return path
@@ -260,6 +324,7 @@ class KernelPredictor:
                 overhead_ms=float(payload["overhead_ms"]), scale=float(payload["scale"]),
                 calibration_models=int(payload["calibration_models"]), measurements=int(payload["measurements"]),
                 regressors_=regressors, table_=table, samples_={str(k): int(v) for k, v in payload["samples"].items()},
+                stream_=tuple((float(mib), float(cost)) for mib, cost in payload["stream"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PredictorError(f"'{path}' is not a saved vidlat kernel predictor ({type(exc).__name__}: {exc})") from None
@@ -339,7 +404,7 @@ def profile_operators(backend: Backend, store: LatencyStore, *, scale: float = 1
             left -= part.measured + part.unsupported + part.failed
         return part.left == 0 and (left is None or left > 0)
 
-    keep_going = run([overhead_workload(), *fusion_workloads()])
+    keep_going = run([overhead_workload(), *fusion_workloads(), *stream_workloads()])
     rules = FusionRules.from_table(store.table(device))
     accept = _single_kernel(rules)
     first = []

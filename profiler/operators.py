@@ -7,13 +7,16 @@
     config ──operator_workload──> Workload(key "op|<type>|<readable config>", ONNX of one kernel,
                                           spec {op: "operator", kernel, config, round})
     fusion pair "conv>Relu" ──fusion_workloads──> A, B and A->B (spec {op: "fusion", pair, part, case})
+    stream_workloads ──> chains of linear layers on 4-128 MiB of weights (spec {kernel: "stream", config})
 
 Kernel types: ``conv`` (Conv 1D/2D/3D: dense, depthwise, grouped; t x k x k, 1 x k x k, t x 1 x 1; an
 epilogue of BatchNormalization / activation / residual Add), ``matmul`` (MatMul of attention and
 linear shapes, Gemm, optional bias Add and activation), ``pool`` (max / average 2D and 3D, global,
 ReduceMean), ``norm`` (LayerNormalization, BatchNormalization), ``softmax``, ``elementwise`` (unary
 and binary, GELU as the exporter writes it), ``movement`` (Reshape, Transpose, Concat, Slice, Pad,
-Expand), ``resize``; plus ``overhead``: the smallest graph, whose time is the runtime's per-run cost.
+Expand), ``resize``; plus ``overhead``: the smallest graph, whose time is the runtime's per-run cost,
+and ``stream``: what reading weights costs in cache and past it. Half of the convolutions are drawn
+shaped as inside video CNNs (``_network_conv``), half anywhere in the ranges (``_any_conv``).
 numpy and onnx only; every graph has one float32 input ``x`` (two for binary ops: ``x``, ``y``).
 """
 
@@ -33,20 +36,27 @@ OPSET = 17
 KERNEL_TYPES: tuple[str, ...] = ("conv", "matmul", "pool", "norm", "softmax", "elementwise", "movement", "resize")
 # how many configurations the first round samples per kernel type (conv covers 2D and 3D)
 INITIAL_SAMPLES: dict[str, int] = {
-    "conv": 140, "matmul": 60, "pool": 24, "norm": 24, "softmax": 16, "elementwise": 50, "movement": 48, "resize": 10,
+    "conv": 280, "matmul": 60, "pool": 24, "norm": 24, "softmax": 16, "elementwise": 50, "movement": 48, "resize": 10,
 }
 # fusion-rule tests: anchor kernel type > follower op
 FUSION_PAIRS: tuple[str, ...] = (
     "conv>BatchNormalization", "conv>Relu", "conv>Add", "conv>Sigmoid", "matmul>Add", "matmul>Relu", "elementwise>Relu",
 )
-MAX_MACS = 1.5e9
-MAX_ELEMENTS = 4_000_000
+# weight streaming: chains of 1, 2, 4, ... 32 linear layers on 32 tokens, each on its own float32 4 MiB
+# weights, from inside the caches to well past them
+STREAM_SIDE = 1024
+STREAM_ROWS = 32
+STREAM_MATRICES = (1, 2, 4, 8, 16, 32)
+MAX_MACS = 6e9
+MAX_ELEMENTS = 8_000_000
 
 _CHANNELS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 _FRAMES = (1, 2, 4, 8, 16)
 _SIZES = (4, 7, 8, 14, 16, 28, 32, 56, 64, 112)
 _KERNELS_3D = ((1, 1, 1), (1, 3, 3), (3, 1, 1), (3, 3, 3), (1, 5, 5), (3, 5, 5), (1, 7, 7), (3, 7, 7), (2, 4, 4), (5, 1, 1))
 _STRIDES_3D = ((1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 1, 1), (2, 4, 4))
+# patch embeddings of video transformers (video Swin, VideoMAE / ViViT tubelets, TimeSformer frames)
+_PATCHES = ((2, 4, 4), (2, 16, 16), (1, 16, 16))
 _EPILOGUES = ((), ("BatchNormalization",), ("Relu",), ("BatchNormalization", "Relu"), ("Add",), ("Add", "Relu"), ("Sigmoid",))
 UNARY = ("Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Exp", "Neg", "Gelu", "HardSigmoid", "Clip")
 BINARY = ("Add", "Mul", "Sub", "Div", "Pow")
@@ -245,6 +255,15 @@ def _build_resize(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tuple[
     return g.model(inputs, y), inputs
 
 
+def _build_stream(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tuple[int, ...]]]:
+    """A chain of linear layers on ``rows`` tokens, each with its own STREAM_SIDE x STREAM_SIDE weights."""
+    inputs = {"x": (c["rows"], STREAM_SIDE)}
+    y = "x"
+    for _ in range(c["matrices"]):
+        y = g.node("MatMul", [y, g.weights((STREAM_SIDE, STREAM_SIDE))])
+    return g.model(inputs, y), inputs
+
+
 def _build_overhead(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tuple[int, ...]]]:
     inputs = {"x": (1, 1)}
     return g.model(inputs, g.node("Relu", ["x"])), inputs
@@ -253,6 +272,7 @@ def _build_overhead(c: dict[str, Any], g: _Graph) -> tuple[bytes, dict[str, tupl
 _BUILDERS = {
     "conv": _build_conv, "matmul": _build_matmul, "pool": _build_pool, "norm": _build_norm, "softmax": _build_softmax,
     "elementwise": _build_elementwise, "movement": _build_movement, "resize": _build_resize, "overhead": _build_overhead,
+    "stream": _build_stream,
 }
 
 
@@ -267,11 +287,16 @@ def _video_shape(rng: np.random.Generator, channels: int) -> tuple[int, ...]:
 
 
 def _sample_conv(rng: np.random.Generator) -> dict[str, Any]:
+    """Half of the convolutions as video networks use them (``_network_conv``), half anywhere in the ranges."""
+    return _network_conv(rng) if rng.random() < 0.5 else _any_conv(rng)
+
+
+def _any_conv(rng: np.random.Generator) -> dict[str, Any]:
     two_d = rng.random() < 0.2
     kernel = _pick(rng, _KERNELS_3D)
     stride = _pick(rng, _STRIDES_3D)
     if stride == (2, 4, 4):
-        kernel = (2, 4, 4)  # a patch embedding: kernel = stride
+        kernel = stride = _pick(rng, _PATCHES)  # a patch embedding: kernel = stride
     stride = tuple(min(s, k) if k > 1 else s for s, k in zip(stride, kernel))
     cin, cout = _pick(rng, _CHANNELS), _pick(rng, _CHANNELS)
     style = _pick(rng, ("dense", "dense", "dense", "depthwise", "grouped"))
@@ -288,8 +313,30 @@ def _sample_conv(rng: np.random.Generator) -> dict[str, Any]:
     size = (_pick(rng, _FRAMES), side, side)
     if two_d:
         kernel, stride, size = kernel[1:], stride[1:], size[1:]
-    size = tuple(max(n, k) for n, k in zip(size, kernel))
+    # a padded dimension may be smaller than the kernel (deep layers of a video network: 1 frame, 3 x 3 x 3)
+    size = tuple(n if k > st else max(n, k) for n, k, st in zip(size, kernel, stride))
     return {"cin": cin, "cout": cout, "groups": groups, "kernel": list(kernel), "stride": list(stride), "size": list(size),
+            "epilogue": list(_pick(rng, _EPILOGUES))}
+
+
+def _network_conv(rng: np.random.Generator) -> dict[str, Any]:
+    """A convolution shaped like those inside video CNNs (nn-Meter samples from a model-zoo prior the same way):
+    output channels 1/4x to 4x the input's, the common 3D kernels, same padding, mostly stride 1, and a
+    feature map that shrinks as the channels grow (channels x height x width between 2^12 and 2^18)."""
+    cin = _pick(rng, _CHANNELS)
+    cout = min(max(int(cin * _pick(rng, (1, 1, 1, 2, 4, 0.5, 0.25))), 8), 512)
+    style = _pick(rng, ("dense", "dense", "dense", "dense", "depthwise"))
+    groups = cin if style == "depthwise" else 1
+    if style == "depthwise":
+        cout = cin
+    kernel = _pick(rng, ((3, 3, 3), (3, 3, 3), (1, 3, 3), (1, 3, 3), (3, 1, 1), (1, 1, 1), (1, 1, 1), (5, 1, 1), (1, 5, 5)))
+    stride = _pick(rng, ((1, 1, 1),) * 5 + ((1, 2, 2), (2, 2, 2)))
+    stride = tuple(min(s, k) if k > 1 else s for s, k in zip(stride, kernel))
+    sides = tuple(side for side in _SIZES if 2**12 <= cin * side * side <= 2**18) or (_SIZES[0],)
+    side = _pick(rng, sides)
+    frames = _pick(rng, _FRAMES)
+    return {"cin": cin, "cout": cout, "groups": groups, "kernel": list(kernel), "stride": list(stride),
+            "size": [frames if kernel[0] > stride[0] else max(frames, kernel[0]), side, side],
             "epilogue": list(_pick(rng, _EPILOGUES))}
 
 
@@ -421,7 +468,8 @@ def mutate_config(kernel: str, config: dict[str, Any], rng: np.random.Generator)
 def _valid(kernel: str, c: dict[str, Any]) -> bool:
     if kernel == "conv":
         return (len(c["kernel"]) == len(c["stride"]) == len(c["size"]) and c["cin"] % c["groups"] == 0
-                and c["cout"] % c["groups"] == 0 and all(n >= k for n, k in zip(c["size"], c["kernel"])))
+                and c["cout"] % c["groups"] == 0
+                and all(n >= k or k > st for n, k, st in zip(c["size"], c["kernel"], c["stride"])))
     if kernel == "pool":
         return c["op"] in ("GlobalAveragePool", "ReduceMean") or (
             len(c["kernel"]) == len(c["stride"]) == len(c["size"]) and all(n >= k for n, k in zip(c["size"], c["kernel"])))
@@ -455,6 +503,18 @@ def overhead_workload() -> Workload:
     """The smallest graph (Relu of one element): its time is what a runtime spends per run on anything."""
     data, inputs = _build_overhead({}, _Graph(0))
     return Workload(key="op|overhead", onnx=data, inputs=inputs, spec={"op": "operator", "kernel": "overhead", "config": {}, "round": 0})
+
+
+def stream_workloads() -> list[Workload]:
+    """Chains of linear layers whose weights add up to 4 to 128 MiB: the time per MiB of weights, in cache and
+    out of it (a model whose weights exceed the caches reads every linear layer's weights from memory)."""
+    workloads = []
+    for matrices in STREAM_MATRICES:
+        config = {"rows": STREAM_ROWS, "matrices": matrices}
+        data, inputs = _build_stream(config, _Graph(0))
+        workloads.append(Workload(key=f"op|stream|rows={STREAM_ROWS},matrices={matrices}", onnx=data, inputs=inputs,
+                                  spec={"op": "operator", "kernel": "stream", "config": config, "round": 0}))
+    return workloads
 
 
 def sample_workloads(counts: dict[str, int], *, seed: int = 0, round_: int = 0) -> list[Workload]:

@@ -4,15 +4,19 @@ operator table of the simulated FPGA, unpriced ops, fit / evaluate --operators, 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import skops.io as sio
 from click.testing import CliRunner
+import onnx
 from onnx import TensorProto, helper, numpy_helper, save_model
 
 from predictors.errors import PredictorError
-from predictors.kernel_predictor import FORMAT, KernelPredictor, profile_operators
+from predictors.kernel_predictor import FORMAT, KernelPredictor, TypeRegressor, profile_operators, weight_mib
+from predictors.kernels import FEATURES, Kernel
+from profiler.operators import STREAM_MATRICES, STREAM_SIDE, stream_workloads
 from profiler.backends import create_backend
 from profiler.catalog import resolve_device
 from profiler.store import LatencyStore
@@ -130,7 +134,8 @@ def test_a_kernel_predictor_file_cannot_run_code(tiny_store, tmp_path):
     with LatencyStore(store_path, read_only=True) as store:
         good = KernelPredictor.fit(store.table(SIM), device=SIM)
     path = good.save(tmp_path / "good.skops")
-    assert KernelPredictor.load(path, device=SIM).table_ == good.table_
+    loaded = KernelPredictor.load(path, device=SIM)
+    assert loaded.table_ == good.table_ and loaded.stream_ == good.stream_ and len(good.stream_) == len(STREAM_MATRICES)
     marker = tmp_path / "pwned"
     evil = Pipeline([("run", FunctionTransformer(exec, kw_args={"source": f"open({str(marker)!r}, 'w')"})),
                      ("out", LinearRegression().fit(np.zeros((2, 1)), np.zeros(2)))])
@@ -140,3 +145,47 @@ def test_a_kernel_predictor_file_cannot_run_code(tiny_store, tmp_path):
     with pytest.raises(PredictorError, match="refused unloaded: .*builtins.exec"):
         KernelPredictor.load(tmp_path / "evil.skops")
     assert not marker.exists()
+
+
+def _linear(k: int, n: int, *, constant: bool = True) -> Kernel:
+    features = dict.fromkeys(FEATURES["matmul"], 0.0)
+    features.update(log_k=math.log(k), log_n=math.log(n), b_const=float(constant))
+    return Kernel("matmul", ("MatMul",), ("mm",), features)
+
+
+def _conv(weights: int) -> Kernel:
+    features = dict.fromkeys(FEATURES["conv"], 0.0)
+    features.update(log_weight=math.log(weights))
+    return Kernel("conv", ("Conv",), ("conv",), features)
+
+
+def test_stream_chains_read_4_to_128_mib_of_weights():
+    workloads = stream_workloads()
+    assert [w.spec["config"]["matrices"] for w in workloads] == list(STREAM_MATRICES)
+    model = onnx.load_from_string(workloads[1].onnx)
+    weights = sum(numpy_helper.to_array(init).nbytes for init in model.graph.initializer)
+    assert weights == STREAM_MATRICES[1] * STREAM_SIDE * STREAM_SIDE * 4 and [n.op_type for n in model.graph.node] == ["MatMul"] * 2
+
+
+def test_linear_layers_pay_the_weight_read_only_when_the_model_outgrows_the_cache():
+    # in cache 0.01 ms per MiB; from 32 MiB on, 0.04
+    predictor = KernelPredictor("dev", stream_=((4.0, 0.01), (32.0, 0.04), (128.0, 0.04)))
+    small = [_linear(1024, 1024), _linear(1024, 1024, constant=False)]  # 4 MiB of weights in all
+    assert predictor.cold_weights_ms(small) == [0.0, 0.0]
+    big = [_linear(1024, 1024), _linear(1024, 1024, constant=False), _conv(31 * 2**18)]  # 4 + 31 MiB: past 32 MiB
+    extra = predictor.cold_weights_ms(big)
+    assert weight_mib(big[0]) == pytest.approx(4.0) and weight_mib(big[2]) == pytest.approx(31.0)
+    assert extra[0] == pytest.approx(4.0 * 0.03, rel=1e-3)  # 4 MiB x (0.04 - 0.01)
+    assert extra[1:] == [0.0, 0.0]  # activations @ activations read no weights; convolutions hide the read
+    assert KernelPredictor("dev").cold_weights_ms(big) == [0.0, 0.0, 0.0]  # a table without stream chains
+
+
+def test_beyond_the_measured_sizes_time_grows_with_work():
+    rng = np.random.default_rng(0)
+    elems = np.exp(rng.uniform(math.log(1e3), math.log(1e6), 60))
+    features = [{"log_elems": math.log(e), "axis": float(rng.choice([49, 196]))} for e in elems]
+    ms = elems * 1e-6 * np.array([1.0 if f["axis"] == 49 else 1.3 for f in features])
+    model = TypeRegressor("softmax").fit(features, ms)
+    at_edge, beyond = model.predict([{"log_elems": math.log(1e6), "axis": 49.0}, {"log_elems": math.log(1e7), "axis": 49.0}])
+    assert beyond / at_edge == pytest.approx(10.0, rel=1e-6)
+    assert at_edge == pytest.approx(1.0, rel=0.1)
