@@ -12,7 +12,8 @@
         summary.json, docs/any-model-scatter.png
 
 Run: ``PYTHONPATH=. python bench/predict_any_model.py --store /tmp/anymodel/ops.sqlite`` (needs
-``pip install 'vidlat[zoo]'``). Weights are random; nothing is downloaded.
+``pip install 'vidlat[zoo]'``). Weights are random; nothing is downloaded. ``--seed N`` draws another
+operator sample (use a new store) and writes its files under ``predict_any_model_files/seedN/``.
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--models", nargs="*", help="subset of model names")
     parser.add_argument("--no-profile", action="store_true", help="use the operator rows already in the store")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the operator sampling (a new store per seed)")
     args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
+    out = OUT if args.seed == 0 else OUT / f"seed{args.seed}"  # seed 0 is the docs' run
+    out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     models = [m for m in MODELS if not args.models or m[0] in args.models]
     workloads = model_workloads(models)
@@ -125,7 +128,7 @@ def main() -> None:
             if not args.no_profile:
                 backend = create_backend(device)
                 try:
-                    profile_operators(backend, store, progress=False)
+                    profile_operators(backend, store, seed=args.seed, progress=False)
                 finally:
                     backend.close()
             costs[device.name] = {**operator_cost(store, device.name), "load_after": os.getloadavg()[0]}
@@ -163,14 +166,14 @@ def main() -> None:
             scores = evaluate(group[column].to_numpy(), group["measured_ms"].to_numpy())
             metrics.append({"device": device_name, "prediction": column.removesuffix("_ms"), **scores})
     metrics_frame = pd.DataFrame.from_records(metrics)
-    frame.to_csv(OUT / "models.csv", index=False, float_format="%.4f")
-    metrics_frame.to_csv(OUT / "metrics.csv", index=False, float_format="%.4f")
-    pd.DataFrame.from_records(per_type).to_csv(OUT / "kernel_types.csv", index=False, float_format="%.4f")
+    frame.to_csv(out / "models.csv", index=False, float_format="%.4f")
+    metrics_frame.to_csv(out / "metrics.csv", index=False, float_format="%.4f")
+    pd.DataFrame.from_records(per_type).to_csv(out / "kernel_types.csv", index=False, float_format="%.4f")
     summary = {"started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "cpu": resolve_cpu(), "cores": os.cpu_count(), "rounds": args.rounds, "runs": args.runs,
                "operator_profiling": costs, "command": " ".join(sys.argv)}
-    (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
-    scatter(frame)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    scatter(frame, SCATTER if args.seed == 0 else out / "scatter.png")
     print(metrics_frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(frame[["device", "model", "predicted_ms", "calibrated_ms", "measured_ms", "error_pct"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(pd.DataFrame.from_records(per_type).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -183,7 +186,7 @@ def resolve_cpu() -> str:
     return cpu_model()
 
 
-def scatter(frame: pd.DataFrame) -> None:
+def scatter(frame: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,8 +205,8 @@ def scatter(frame: pd.DataFrame) -> None:
         ax.set(xscale="log", yscale="log", xlabel="measured ms", ylabel="predicted ms (kernel sum, uncalibrated)", title=device)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    SCATTER.parent.mkdir(exist_ok=True)
-    fig.savefig(SCATTER, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
