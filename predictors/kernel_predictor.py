@@ -49,8 +49,9 @@ from profiler.store import LatencyStore
 from profiler.sweep import SweepSummary, profile_workloads
 from profiler.workload import Workload
 
-FORMAT = "vidlat-kernel-predictor/2"  # 2: regressors learn log(ms / work); weight-streaming costs
+FORMAT = "vidlat-kernel-predictor/3"  # 2: regressors learn log(ms / work); weight-streaming costs; 3: conv feature patchify
 MIN_SAMPLES = 5
+EXTRA_PER_ROUND = 120  # configurations each adaptive round adds
 FLOOR_SHARE = 0.2  # a kernel's time is at least this share of its workload's measured time
 MIN_MS = 1e-6  # and positive (a simulator may take 0 ms for a reshape), for the regressors' log
 
@@ -382,7 +383,7 @@ def _merge(total: SweepSummary, part: SweepSummary) -> None:
     total.keys.extend(part.keys)
 
 
-def profile_operators(backend: Backend, store: LatencyStore, *, scale: float = 1.0, rounds: int = 2, extra_per_round: int = 120,
+def profile_operators(backend: Backend, store: LatencyStore, *, scale: float = 1.0, rounds: int = 2, extra_per_round: int = EXTRA_PER_ROUND,
                       seed: int = 0, limit: int | None = None, remeasure: bool = False, progress: bool = True) -> SweepSummary:
     """Fusion tests, overhead, then sampled operator configs in rounds (see the module doc); resumable.
 

@@ -58,7 +58,7 @@ TYPE_OF = {
 FEATURES: dict[str, tuple[str, ...]] = {
     "conv": ("log_macs", "log_in", "log_out", "log_weight", "cin_g", "cout_g", "log_groups", "depthwise", "kt", "kh", "kw",
              "stride_t", "stride_h", "log_out_pixels", "rank", "f_bn", "f_act", "f_sigmoid", "f_add", "log_cin_g", "log_cout_g",
-             "log_gemm_k", "log_valid_share"),
+             "log_gemm_k", "log_valid_share", "patchify"),
     "matmul": ("log_macs", "log_batch", "log_m", "log_k", "log_n", "b_const", "gemm", "f_add", "f_act"),
     "pool": ("kind", "log_in", "log_out", "window", "rank"),
     "norm": ("layer", "log_elems", "channels"),
@@ -204,7 +204,20 @@ def _conv_features(anchor: GraphNode, ops: tuple[str, ...]) -> dict[str, float]:
         # the convolution as the GEMM the runtimes lower it to: cout_g x (cin_g kt kh kw) @ (cin_g kt kh kw) x pixels
         "log_cin_g": _log(mac.in_channels), "log_cout_g": _log(mac.out_channels),
         "log_gemm_k": _log(mac.in_channels * mac.kt * mac.kh * mac.kw), "log_valid_share": math.log(max(_valid_share(anchor), 1e-6)),
+        "patchify": float(_patchify(anchor)),
     }
+
+
+def _patchify(anchor: GraphNode) -> bool:
+    """A patch embedding: kernel = stride in every dimension (> 1 somewhere), no padding, no dilation, so the
+    input is cut into disjoint patches and the convolution is one GEMM over them (runtimes take other paths)."""
+    kernel = list(anchor.inputs[1].shape[2:])
+    strides = list(anchor.attrs.get("strides") or [1] * len(kernel))
+    pads = list(anchor.attrs.get("pads") or [0] * 2 * len(kernel))
+    dilations = list(anchor.attrs.get("dilations") or [1] * len(kernel))
+    auto_pad = anchor.attrs.get("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    return kernel == strides and max(kernel) > 1 and not any(pads) and set(dilations) <= {1} and auto_pad in ("NOTSET", "VALID")
 
 
 def _matmul_features(anchor: GraphNode, ops: tuple[str, ...]) -> dict[str, float]:

@@ -15,8 +15,9 @@ linear shapes, Gemm, optional bias Add and activation), ``pool`` (max / average 
 ReduceMean), ``norm`` (LayerNormalization, BatchNormalization), ``softmax``, ``elementwise`` (unary
 and binary, GELU as the exporter writes it), ``movement`` (Reshape, Transpose, Concat, Slice, Pad,
 Expand), ``resize``; plus ``overhead``: the smallest graph, whose time is the runtime's per-run cost,
-and ``stream``: what reading weights costs in cache and past it. Half of the convolutions are drawn
-shaped as inside video CNNs (``_network_conv``), half anywhere in the ranges (``_any_conv``).
+and ``stream``: what reading weights costs in cache and past it. Two fifths of the convolutions are drawn
+shaped as inside video CNNs (``_network_conv``), a tenth as transformer patch embeddings (``_patch_conv``),
+half anywhere in the ranges (``_any_conv``).
 numpy and onnx only; every graph has one float32 input ``x`` (two for binary ops: ``x``, ``y``).
 """
 
@@ -287,8 +288,23 @@ def _video_shape(rng: np.random.Generator, channels: int) -> tuple[int, ...]:
 
 
 def _sample_conv(rng: np.random.Generator) -> dict[str, Any]:
-    """Half of the convolutions as video networks use them (``_network_conv``), half anywhere in the ranges."""
-    return _network_conv(rng) if rng.random() < 0.5 else _any_conv(rng)
+    """A tenth of the convolutions are transformer patch embeddings (``_patch_conv``), two fifths as video CNNs
+    use them (``_network_conv``), half anywhere in the ranges."""
+    draw = rng.random()
+    if draw < 0.1:
+        return _patch_conv(rng)
+    return _network_conv(rng) if draw < 0.5 else _any_conv(rng)
+
+
+def _patch_conv(rng: np.random.Generator) -> dict[str, Any]:
+    """A patch embedding as video transformers run it: kernel = stride (a tubelet or a frame patch), mostly on the
+    RGB clip, a frame size that the patch divides, the widths transformers embed to."""
+    kernel = _pick(rng, _PATCHES)
+    cin = 3 if rng.random() < 0.75 else _pick(rng, _CHANNELS)
+    side = _pick(rng, tuple(n for n in (32, 48, 64, 96, 112, 128, 160, 224) if n % kernel[1] == 0))
+    frames = _pick(rng, tuple(n for n in _FRAMES if n >= kernel[0]))
+    return {"cin": cin, "cout": _pick(rng, (48, 64, 96, 128, 192, 256, 384, 512, 768)), "groups": 1, "kernel": list(kernel),
+            "stride": list(kernel), "size": [frames, side, side], "epilogue": []}
 
 
 def _any_conv(rng: np.random.Generator) -> dict[str, Any]:

@@ -113,3 +113,14 @@ def test_a_damaged_onnx_is_one_error():
 
     with pytest.raises(WorkloadError, match="not a valid ONNX model"):
         model_kernels(b"not onnx", {"x": (1,)}, ALL)
+
+
+def test_a_patch_embedding_is_marked_and_an_overlapping_conv_is_not():
+    def conv(kernel, strides, pads):
+        return build([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=kernel, strides=strides, pads=pads, name="conv")],
+                     {"x": (1, 3, 4, 32, 32)}, [("w", np.ones((8, 3, *kernel)))])
+
+    [patch] = model_kernels(*conv([2, 16, 16], [2, 16, 16], [0] * 6), ALL).kernels
+    [overlap] = model_kernels(*conv([3, 3, 3], [2, 2, 2], [1] * 6), ALL).kernels
+    [pointwise] = model_kernels(*conv([1, 1, 1], [1, 1, 1], [0] * 6), ALL).kernels
+    assert (patch.features["patchify"], overlap.features["patchify"], pointwise.features["patchify"]) == (1.0, 0.0, 0.0)

@@ -75,3 +75,12 @@ def test_profile_operators_cli_measures_and_resumes(tmp_path):
     assert second.exit_code == 0 and "12 skipped as present" in second.stdout and "12 measured" in second.stdout
     both = CliRunner().invoke(cli, ["profile", "--device", SIM, "--operators", "--space", "tiny", "--store", store])
     assert both.exit_code == 2 and "exactly one of" in both.output
+
+
+def test_transformer_patch_embeddings_are_sampled_on_rgb_clips():
+    rng = np.random.default_rng(0)
+    configs = [sample_config("conv", rng) for _ in range(400)]
+    patches = [c for c in configs if c["kernel"] == c["stride"] and max(c["kernel"]) > 1]
+    assert 0.1 < len(patches) / len(configs) < 0.3  # a tenth drawn as such, a few more from the free draw
+    rgb = [c for c in patches if c["cin"] == 3]
+    assert len(rgb) / len(configs) > 0.06 and sum(c["size"][1] >= 32 for c in rgb) > len(rgb) / 2
