@@ -5,27 +5,26 @@
     for each device: profile_operators (resumable; its cost is the span of the operator rows' timestamps)
         ──> KernelPredictor.fit ──> predict every zoo model at every input size (uncalibrated, and
             calibrated by the scale of the other models: leave one model family out)
-    all models loaded in one process ──> rounds of a few runs each, order shuffled per round,
-        median per round, median over rounds (one intra-op thread) ──> measured ms (the process CPU
-        time where the wall time is above contention_ratio x CPU time, as the sweep treats contended rows)
+    all models loaded in one process, timed as a sweep times its workloads (profiler.sweep.measure_interleaved):
+        rounds of a few runs each, order shuffled per round, the canary before each model, one intra-op
+        thread ──> measured ms (median over rounds, scaled to the store's canary reference like the
+        operator rows) and raw ms (the plain round medians, the host's drift left in)
     ──> metrics.csv (per device), models.csv (per model), kernel_types.csv (out of fold per type),
         summary.json, docs/any-model-scatter.png
 
 Run: ``PYTHONPATH=. python bench/predict_any_model.py --store /tmp/anymodel/ops.sqlite`` (needs
 ``pip install 'vidlat[zoo]'``). Weights are random; nothing is downloaded. ``--seed N`` draws another
-operator sample (use a new store) and writes its files under ``predict_any_model_files/seedN/``.
+operator sample (use a new store) and writes its files under ``predict_any_model_files/seedN/``;
+``--scale S`` measures S times the default sample (``.../seedN-scaleS/``).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import random
 import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,11 +34,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.zoo import zoo_onnx  # noqa: E402
-from predictors.kernel_predictor import KernelPredictor, evaluate_operators, profile_operators  # noqa: E402
+from predictors.kernel_predictor import EXTRA_PER_ROUND, KernelPredictor, evaluate_operators, profile_operators  # noqa: E402
 from predictors.metrics import evaluate  # noqa: E402
 from profiler.backends import create_backend  # noqa: E402
 from profiler.catalog import resolve_device  # noqa: E402
+from profiler.device import DeviceConfig  # noqa: E402
 from profiler.store import LatencyStore  # noqa: E402
+from profiler.sweep import measure_interleaved  # noqa: E402
 from profiler.workload import Workload  # noqa: E402
 
 # (model, (C, T, H, W)): six architectures from two libraries, two input sizes each
@@ -60,42 +61,29 @@ def model_workloads(models: list[tuple[str, tuple[int, ...]]]) -> list[Workload]
     return workloads
 
 
-def measure_interleaved(device_name: str, workloads: list[Workload], *, rounds: int, runs: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Median over rounds of the per-round median wall (and process CPU) ms; every model loaded at once."""
-    device = resolve_device(device_name)
-    backend = create_backend(device)
-    callables = {}
-    for workload in workloads:
-        inputs = workload.random_inputs()
-        if device.backend == "onnxruntime":
-            callables[workload.key] = backend._bound_run(backend._session(workload), inputs)
-        else:
-            model = backend._ov.convert_model(io.BytesIO(workload.onnx))
-            callables[workload.key] = backend._request(model, inputs).infer
-    for run in callables.values():  # warm-up
-        run()
-        run()
-    wall: dict[str, list[float]] = {key: [] for key in callables}
-    cpu: dict[str, list[float]] = {key: [] for key in callables}
-    order = list(callables)
-    rng = random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for key in order:
-            walls, cpus = [], []
-            for _ in range(runs):
-                c0, t0 = time.process_time(), time.perf_counter()
-                callables[key]()
-                walls.append((time.perf_counter() - t0) * 1e3)
-                cpus.append((time.process_time() - c0) * 1e3)
-            wall[key].append(statistics.median(walls))
-            cpu[key].append(statistics.median(cpus))
-    backend.close()
+def measure_models(device: DeviceConfig, workloads: list[Workload], *, reference_ms: float | None, rounds: int, runs: int
+                   ) -> dict[str, dict[str, float]]:
+    """Every model loaded at once and timed as a sweep times its workloads (``profiler.sweep``): ``rounds``
+    rounds of ``runs`` runs, order shuffled, canary before each model; ``ms`` is scaled to the store's
+    canary reference (the table's scale), ``raw_ms`` is the median over rounds of the plain round medians."""
+    policy = device.measurement.model_copy(update={"min_rounds": rounds, "max_rounds": rounds, "round_runs": runs,
+                                                   "max_seconds": 3600.0, "max_runs": 10_000})
+    backend = create_backend(device.model_copy(update={"measurement": policy}))
+    try:
+        measurements, _ = measure_interleaved(backend, workloads, canary_reference_ms=reference_ms)
+    finally:
+        backend.close()
     result = {}
-    for key in callables:
-        wall_ms, cpu_ms = statistics.median(wall[key]), statistics.median(cpu[key])
-        contended = wall_ms > device.measurement.contention_ratio * cpu_ms  # the sweep's rule: then the CPU time counts
-        result[key] = {"wall_ms": wall_ms, "cpu_ms": cpu_ms, "contended": contended, "ms": cpu_ms if contended else wall_ms}
+    for workload, measurement in zip(workloads, measurements):
+        if measurement.status != "ok":
+            raise SystemExit(f"{workload.key} on {device.name}: {measurement.status}: {measurement.reason}")
+        by_round: dict[int, list[float]] = {}
+        for ms, index in zip(measurement.raw_ms, measurement.extra["run_rounds"]):
+            by_round.setdefault(index, []).append(ms)
+        speeds = measurement.extra.get("round_speeds", [1.0])
+        result[workload.key] = {"ms": measurement.median_ms, "raw_ms": statistics.median(statistics.median(v) for v in by_round.values()),
+                                "cpu_ms": measurement.cpu_ms, "contended": measurement.contended,
+                                "speed": statistics.median(speeds), "flagged_rounds": measurement.extra.get("flagged_rounds", 0)}
     return result
 
 
@@ -115,8 +103,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", help="subset of model names")
     parser.add_argument("--no-profile", action="store_true", help="use the operator rows already in the store")
     parser.add_argument("--seed", type=int, default=0, help="seed of the operator sampling (a new store per seed)")
+    parser.add_argument("--scale", type=float, default=1.0, help="x the default operator sample (first round and each later round)")
     args = parser.parse_args()
-    out = OUT if args.seed == 0 else OUT / f"seed{args.seed}"  # seed 0 is the docs' run
+    name = f"seed{args.seed}" + (f"-scale{args.scale:g}" if args.scale != 1 else "")
+    out = OUT if name == "seed0" else OUT / name  # seed 0 at the default scale is the docs' run
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     models = [m for m in MODELS if not args.models or m[0] in args.models]
@@ -128,17 +118,19 @@ def main() -> None:
             if not args.no_profile:
                 backend = create_backend(device)
                 try:
-                    profile_operators(backend, store, seed=args.seed, progress=False)
+                    profile_operators(backend, store, seed=args.seed, scale=args.scale, extra_per_round=round(EXTRA_PER_ROUND * args.scale),
+                                      progress=False)
                 finally:
                     backend.close()
             costs[device.name] = {**operator_cost(store, device.name), "load_after": os.getloadavg()[0]}
             table = store.table(device.name)
             predictor = KernelPredictor.fit(table, device=device.name, fingerprint=store.fingerprint(device.name))
             kinds = evaluate_operators(table)
+            reference = store.canary_reference(device.name)
         per_type += [{"device": device.name, **row} for row in kinds.to_dict(orient="records")]
         predicted = {w.key: predictor.predict_onnx(w.onnx, w.inputs) for w in workloads}
         load_before = os.getloadavg()[0]
-        measured = measure_interleaved(device.name, workloads, rounds=args.rounds, runs=args.runs)
+        measured = measure_models(device, workloads, reference_ms=reference, rounds=args.rounds, runs=args.runs)
         for workload in workloads:
             result = predicted[workload.key]
             types: dict[str, float] = {}
@@ -146,8 +138,8 @@ def main() -> None:
                 types[row["type"]] = types.get(row["type"], 0.0) + (row["ms"] or 0.0)
             records.append({"device": device.name, "model": workload.key, "family": workload.spec["model"],
                             "predicted_ms": result["total_ms"], "measured_ms": measured[workload.key]["ms"],
-                            "wall_ms": measured[workload.key]["wall_ms"], "cpu_ms": measured[workload.key]["cpu_ms"],
-                            "contended": measured[workload.key]["contended"], "kernels": len(result["kernels"]),
+                            **{k: measured[workload.key][k] for k in ("raw_ms", "cpu_ms", "speed", "flagged_rounds", "contended")},
+                            "kernels": len(result["kernels"]),
                             "table_hits": sum(r["source"] == "table" for r in result["kernels"]),
                             "unpriced": len(result["unpriced"]), "load_during": load_before,
                             **{f"ms_{t}": v for t, v in types.items()}})
@@ -160,11 +152,12 @@ def main() -> None:
     ]
     frame["error_pct"] = 100 * (frame["predicted_ms"] / frame["measured_ms"] - 1)
     frame["calibrated_error_pct"] = 100 * (frame["calibrated_ms"] / frame["measured_ms"] - 1)
+    frame["raw_error_pct"] = 100 * (frame["predicted_ms"] / frame["raw_ms"] - 1)
     metrics = []
     for device_name, group in frame.groupby("device"):
-        for column in ("predicted_ms", "calibrated_ms"):
-            scores = evaluate(group[column].to_numpy(), group["measured_ms"].to_numpy())
-            metrics.append({"device": device_name, "prediction": column.removesuffix("_ms"), **scores})
+        for column, truth in (("predicted_ms", "measured_ms"), ("calibrated_ms", "measured_ms"), ("predicted_ms", "raw_ms")):
+            scores = evaluate(group[column].to_numpy(), group[truth].to_numpy())
+            metrics.append({"device": device_name, "prediction": column.removesuffix("_ms"), "against": truth.removesuffix("_ms"), **scores})
     metrics_frame = pd.DataFrame.from_records(metrics)
     frame.to_csv(out / "models.csv", index=False, float_format="%.4f")
     metrics_frame.to_csv(out / "metrics.csv", index=False, float_format="%.4f")
@@ -173,9 +166,9 @@ def main() -> None:
                "cpu": resolve_cpu(), "cores": os.cpu_count(), "rounds": args.rounds, "runs": args.runs,
                "operator_profiling": costs, "command": " ".join(sys.argv)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    scatter(frame, SCATTER if args.seed == 0 else out / "scatter.png")
+    scatter(frame, SCATTER if out == OUT else out / "scatter.png")
     print(metrics_frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(frame[["device", "model", "predicted_ms", "calibrated_ms", "measured_ms", "error_pct"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(frame[["device", "model", "predicted_ms", "calibrated_ms", "measured_ms", "error_pct", "raw_ms", "speed"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(pd.DataFrame.from_records(per_type).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(json.dumps(summary, indent=2))
 
