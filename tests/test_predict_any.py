@@ -102,6 +102,7 @@ def test_fit_and_evaluate_operators(store_path, zoo_file, tmp_path):
     assert code == 0, err
     types = {row["type"]: row for row in json.loads(out)["kernel_types"]}
     assert types["conv"]["samples"] >= 20 and 0 <= types["conv"]["acc10"] <= 1
+    assert 0 <= types["conv"]["kernel_acc10"] <= 1 and types["conv"]["kernel_mape"] >= 0  # the kernel alone, no overhead
     saved = tmp_path / "kp.skops"
     code, out, err = run("fit", "--device", SIM, "--operators", "--store", str(store_path), "--out", str(saved))
     assert code == 0 and saved.is_file(), err
