@@ -80,6 +80,18 @@ def with_features(workload: Workload, kernel: Kernel) -> Workload:
     return Workload(workload.key, workload.onnx, workload.inputs, {**workload.spec, "features": kernel.features})
 
 
+def kernel_ms(workload_ms: np.ndarray | float, overhead_ms: float) -> np.ndarray:
+    """A kernel's time from its workload's: less the runtime's per-run overhead, at least ``FLOOR_SHARE`` of it."""
+    workload_ms = np.asarray(workload_ms, dtype=float)
+    return np.maximum(np.maximum(workload_ms - overhead_ms, FLOOR_SHARE * workload_ms), MIN_MS)
+
+
+def workload_ms(kernel: np.ndarray | float, overhead_ms: float) -> np.ndarray:
+    """The inverse of ``kernel_ms``: the workload's time that gave a kernel time (above ``MIN_MS``)."""
+    kernel = np.asarray(kernel, dtype=float)
+    return np.minimum(kernel + overhead_ms, kernel / FLOOR_SHARE)
+
+
 def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -> pd.DataFrame:
     """Measured operator workloads that run as one kernel under ``rules``: type, features, signature, kernel ms, round."""
     records = []
@@ -95,7 +107,7 @@ def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -
                 continue  # an epilogue this device does not fuse: the time is of several kernels
             kernel = graph.kernels[0]
         records.append({"key": row["key"], "type": kernel.type, "features": kernel.features, "signature": kernel.signature(),
-                        "ms": max(row["ms"] - overhead_ms, FLOOR_SHARE * row["ms"], MIN_MS), "round": int(spec.get("round", 0))})
+                        "ms": float(kernel_ms(row["ms"], overhead_ms)), "round": int(spec.get("round", 0))})
     return pd.DataFrame.from_records(records, columns=["key", "type", "features", "signature", "ms", "round"])
 
 
@@ -348,7 +360,7 @@ def evaluate_operators(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
             records.append({"type": kernel_type, "samples": len(group), **{name: math.nan for name in columns[2:]}})
             continue
         kernel = group["ms"].to_numpy()
-        measured = np.minimum(kernel + overhead, kernel / FLOOR_SHARE)  # the workload's time back (see operator_rows)
+        measured = workload_ms(kernel, overhead)
         scores = evaluate(predicted + (measured - kernel), measured)
         alone = evaluate(predicted, kernel)
         records.append({"type": kernel_type, "samples": len(group), "acc10": scores["acc10"], "mape": scores["mape"],

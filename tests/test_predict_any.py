@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper, save_model
 
 from predictors.errors import PredictorError
-from predictors.kernel_predictor import FORMAT, KernelPredictor, TypeRegressor, profile_operators, weight_mib
+from predictors.kernel_predictor import FORMAT, KernelPredictor, TypeRegressor, kernel_ms, profile_operators, weight_mib, workload_ms
 from predictors.kernels import FEATURES, Kernel
 from profiler.operators import STREAM_MATRICES, STREAM_SIDE, stream_workloads
 from profiler.backends import create_backend
@@ -190,3 +190,10 @@ def test_beyond_the_measured_sizes_time_grows_with_work():
     at_edge, beyond = model.predict([{"log_elems": math.log(1e6), "axis": 49.0}, {"log_elems": math.log(1e7), "axis": 49.0}])
     assert beyond / at_edge == pytest.approx(10.0, rel=1e-6)
     assert at_edge == pytest.approx(1.0, rel=0.1)
+
+
+def test_a_kernels_time_gives_back_its_workloads_time():
+    measured = np.array([0.004, 0.01, 0.05, 1.0, 40.0])  # ms, around and far above a 0.008 ms overhead
+    kernel = kernel_ms(measured, 0.008)
+    assert np.all(kernel >= 0.2 * measured) and kernel[-1] == pytest.approx(40.0 - 0.008)
+    assert workload_ms(kernel, 0.008) == pytest.approx(measured)
