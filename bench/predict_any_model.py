@@ -4,7 +4,7 @@
 
     for each device: profile_operators (resumable; its cost is the span of the operator rows' timestamps)
         ──> KernelPredictor.fit ──> predict every zoo model at every input size (uncalibrated, and
-            calibrated by the scale of the other models: leave one model family out)
+            calibrated on the other models: KernelPredictor.calibrate, leave one model family out)
     all models loaded in one process, timed as a sweep times its workloads (profiler.sweep.measure_interleaved):
         rounds of a few runs each, order shuffled per round, the canary before each model, one intra-op
         thread ──> measured ms (median over rounds, scaled to the store's canary reference like the
@@ -21,6 +21,7 @@ operator sample (use a new store) and writes its files under ``predict_any_model
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -133,23 +134,18 @@ def main() -> None:
         measured = measure_models(device, workloads, reference_ms=reference, rounds=args.rounds, runs=args.runs)
         for workload in workloads:
             result = predicted[workload.key]
-            types: dict[str, float] = {}
-            for row in result["kernels"]:
-                types[row["type"]] = types.get(row["type"], 0.0) + (row["ms"] or 0.0)
+            others = [w.key for w in workloads if w.spec["model"] != workload.spec["model"]]
+            calibrated = copy.copy(predictor).calibrate([predicted[key]["type_ms"] for key in others],
+                                                         [measured[key]["ms"] for key in others])
             records.append({"device": device.name, "model": workload.key, "family": workload.spec["model"],
                             "predicted_ms": result["total_ms"], "measured_ms": measured[workload.key]["ms"],
+                            "calibrated_ms": calibrated.total_ms(result["type_ms"]),
                             **{k: measured[workload.key][k] for k in ("raw_ms", "cpu_ms", "speed", "flagged_rounds", "contended")},
                             "kernels": len(result["kernels"]),
                             "table_hits": sum(r["source"] == "table" for r in result["kernels"]),
                             "unpriced": len(result["unpriced"]), "load_during": load_before,
-                            **{f"ms_{t}": v for t, v in types.items()}})
+                            **{f"ms_{t}": v for t, v in result["type_ms"].items()}})
     frame = pd.DataFrame.from_records(records)
-    # leave one model family out: scale from the other families' measured / predicted (geometric mean)
-    ratio = np.log(frame["measured_ms"] / frame["predicted_ms"])
-    frame["calibrated_ms"] = [
-        row["predicted_ms"] * float(np.exp(ratio[(frame["device"] == row["device"]) & (frame["family"] != row["family"])].mean()))
-        for _, row in frame.iterrows()
-    ]
     frame["error_pct"] = 100 * (frame["predicted_ms"] / frame["measured_ms"] - 1)
     frame["calibrated_error_pct"] = 100 * (frame["calibrated_ms"] / frame["measured_ms"] - 1)
     frame["raw_error_pct"] = 100 * (frame["predicted_ms"] / frame["raw_ms"] - 1)

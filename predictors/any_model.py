@@ -65,6 +65,7 @@ def evaluate_models(predictor: KernelPredictor, store: LatencyStore, workloads: 
                                  f"run `vidlat profile --device {predictor.device} --onnx FILE` first")
         result = predictor.predict_onnx(workload.onnx, workload.inputs)
         rows.append({"model": workload.spec.get("file", workload.key), "predicted_ms": result["total_ms"],
-                     "measured_ms": float(measured[workload.key]["median_ms"]), "unpriced": len(result["unpriced"])})
+                     "measured_ms": float(measured[workload.key]["median_ms"]), "unpriced": len(result["unpriced"]),
+                     "type_ms": result["type_ms"]})
     scores = evaluate([r["predicted_ms"] for r in rows], [r["measured_ms"] for r in rows]) if rows else {}
     return {"models": rows, "scores": scores}

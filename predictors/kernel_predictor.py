@@ -9,7 +9,8 @@
         + cold weights: a linear layer (MatMul / Gemm on constant weights) of a model whose weights exceed
           what stays cached also reads them from memory: its weight MiB x (the stream cost per MiB at the
           model's weight footprint - the cost in cache), from the device's weight-streaming chains
-        total = overhead + sum(kernels), x calibration scale (from measured whole models, if any)
+        total = (overhead + sum over kernel types of factor_t x the type's kernels) x scale, the scale and the
+        per-type factors fitted on measured whole models (1 without; see ``KernelPredictor.calibrate``)
 
     profile_operators(backend, store): fusion tests + overhead + weight-streaming chains ──> rules ──> round 0: sampled configs
         that run as one kernel under the rules ──> rounds 1..R: out-of-fold error per type decides how
@@ -17,7 +18,9 @@
 
 A kernel's time is the workload's median less the runtime's per-run overhead (the smallest graph's
 time; at least ``FLOOR_SHARE`` of the median), so a model of hundreds of small kernels does not count
-that overhead hundreds of times.
+that overhead hundreds of times; and less the share of its layout conversions where the runtime
+reports them (``layout_share``): alone, an operator on OpenVINO's blocked layouts converts its input
+and output from and to the plain layout, which inside a model happens once, not per kernel.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from scipy.optimize import minimize
 
 from predictors.errors import PredictorError
 from predictors.kernels import FEATURES, VIEWS, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
@@ -49,7 +53,9 @@ from profiler.store import LatencyStore
 from profiler.sweep import SweepSummary, profile_workloads
 from profiler.workload import Workload
 
-FORMAT = "vidlat-kernel-predictor/3"  # 2: regressors learn log(ms / work); weight-streaming costs; 3: conv feature patchify
+FORMAT = "vidlat-kernel-predictor/4"  # 2: regressors learn log(ms / work); weight-streaming costs; 3: conv feature patchify;
+# 4: per-kernel-type calibration factors
+CALIBRATION_PRIOR = 0.3  # weight of the prior that holds each kernel type's factor at 1 (see KernelPredictor.calibrate)
 MIN_SAMPLES = 5
 EXTRA_PER_ROUND = 120  # configurations each adaptive round adds
 FLOOR_SHARE = 0.2  # a kernel's time is at least this share of its workload's measured time
@@ -92,8 +98,23 @@ def workload_ms(kernel: np.ndarray | float, overhead_ms: float) -> np.ndarray:
     return np.minimum(kernel + overhead_ms, kernel / FLOOR_SHARE)
 
 
+def layout_share(node_times: list[dict[str, Any]] | None) -> float:
+    """The share of a workload's node time spent in layout conversions (nodes marked ``layout`` by the
+    backend, e.g. OpenVINO's ``Reorder``); 0 without per-node times.
+
+    Measured on OpenVINO here (2026-12-05): an r3d_18 convolution of 64 channels at 4x32x32 took 9.4 ms
+    alone, of which 1.4 ms were the two reorders at its ends; inside the model the convolutions ran
+    52.1 ms and the model's reorders 0.03 ms. Over one operator sample, reorders were a median 27% of a
+    convolution workload (and of 27 of 57 pooling workloads), 0% of every other type.
+    """
+    times = [(float(node.get("median_ms", 0.0)), bool(node.get("layout"))) for node in node_times or []]
+    total = sum(ms for ms, _ in times)
+    return sum(ms for ms, layout in times if layout) / total if total > 0 else 0.0
+
+
 def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -> pd.DataFrame:
-    """Measured operator workloads that run as one kernel under ``rules``: type, features, signature, kernel ms, round."""
+    """Measured operator workloads that run as one kernel under ``rules``: type, features, signature, kernel ms
+    (less the runtime's overhead and the workload's ``layout_share``), round."""
     records = []
     for _, row in _of(table, "operator").iterrows():
         spec = row["spec"]
@@ -106,8 +127,9 @@ def operator_rows(table: pd.DataFrame, rules: FusionRules, overhead_ms: float) -
             if len(graph.kernels) != 1 or graph.unpriced:
                 continue  # an epilogue this device does not fuse: the time is of several kernels
             kernel = graph.kernels[0]
+        ms = float(kernel_ms(row["ms"], overhead_ms)) * (1.0 - layout_share(row.get("node_times")))
         records.append({"key": row["key"], "type": kernel.type, "features": kernel.features, "signature": kernel.signature(),
-                        "ms": float(kernel_ms(row["ms"], overhead_ms)), "round": int(spec.get("round", 0))})
+                        "ms": max(ms, MIN_MS), "round": int(spec.get("round", 0))})
     return pd.DataFrame.from_records(records, columns=["key", "type", "features", "signature", "ms", "round"])
 
 
@@ -206,6 +228,15 @@ def out_of_fold(rows: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> np.ndar
     return predicted
 
 
+def type_sums(kernels: list[dict[str, Any]]) -> dict[str, float]:
+    """Priced kernel rows (``price(...)["kernels"]``) summed per kernel type, in ms (unpriced rows left out)."""
+    sums: dict[str, float] = {}
+    for row in kernels:
+        if row["ms"] is not None:
+            sums[row["type"]] = sums.get(row["type"], 0.0) + float(row["ms"])
+    return sums
+
+
 @dataclass
 class KernelPredictor:
     """Predicts any ONNX model's latency on one device from its operator measurements."""
@@ -215,6 +246,7 @@ class KernelPredictor:
     rules: FusionRules = field(default_factory=FusionRules)
     overhead_ms: float = 0.0
     scale: float = 1.0
+    type_scales: dict[str, float] = field(default_factory=dict)
     calibration_models: int = 0
     measurements: int = 0
     regressors_: dict[str, TypeRegressor] = field(default_factory=dict)
@@ -265,10 +297,15 @@ class KernelPredictor:
             if row["ms"] is not None:
                 row["ms"] += cold
         kernel_sum = float(sum(row["ms"] for row in rows if row["ms"] is not None))
+        by_type = type_sums(rows)
         return {"kernels": rows, "kernel_sum_ms": kernel_sum, "overhead_ms": self.overhead_ms,
                 "cold_weights_ms": float(sum(row["cold_ms"] for row in rows if row["ms"] is not None)),
-                "total_ms": (kernel_sum + self.overhead_ms) * self.scale, "scale": self.scale,
+                "type_ms": by_type, "total_ms": self.total_ms(by_type), "scale": self.scale, "type_scales": dict(self.type_scales),
                 "free_nodes": len(graph.free), "unpriced": unpriced}
+
+    def total_ms(self, type_ms: dict[str, float]) -> float:
+        """A model's calibrated total from its uncalibrated kernel ms per type: (overhead + sum of factor x ms) x scale."""
+        return (self.overhead_ms + sum(self.type_scales.get(t, 1.0) * ms for t, ms in type_ms.items())) * self.scale
 
     def cold_weights_ms(self, kernels: list[Kernel]) -> list[float]:
         """Per kernel, the time a linear layer adds by reading its weights from memory rather than from cache.
@@ -291,12 +328,31 @@ class KernelPredictor:
         """``price`` of an ONNX model at the given input shapes."""
         return self.price(model_kernels(onnx_bytes, inputs, self.rules))
 
-    def calibrate(self, predicted_ms: list[float], measured_ms: list[float]) -> "KernelPredictor":
-        """A whole-model scale: the geometric mean of measured / predicted over measured models (uncalibrated totals)."""
-        pairs = [(p, m) for p, m in zip(predicted_ms, measured_ms) if p > 0 and m > 0]
+    def calibrate(self, type_ms: list[dict[str, float]], measured_ms: list[float], *, prior: float = CALIBRATION_PRIOR
+                  ) -> "KernelPredictor":
+        """Fit the scale and the per-type factors on measured models, from each model's uncalibrated kernel ms
+        per type (``price(...)["type_ms"]``) and its measured time.
+
+        Least squares on log time, ``log m = log scale + log(overhead + sum_t f_t s_t)``, plus
+        ``prior x sum_t (log f_t)^2``: one model, or models that agree, give a single scale (the factors stay
+        at 1), and a type's factor leaves 1 only as far as several models pull it. Kernels measured alone
+        and kernels inside a model differ by type on some runtimes (OpenVINO runs the small ops of
+        attention in fused subgraphs and its reorders once), which one scale cannot follow.
+        """
+        pairs = [(dict(t), float(m)) for t, m in zip(type_ms, measured_ms) if m > 0 and sum(t.values()) > 0]
         if not pairs:
             raise PredictorError("calibration needs at least one measured model with a positive prediction")
-        self.scale = float(math.exp(np.mean([math.log(m / p) for p, m in pairs])))
+        types = sorted({name for t, _ in pairs for name, ms in t.items() if ms > 0})
+        sums = np.array([[t.get(name, 0.0) for name in types] for t, _ in pairs])
+        log_measured = np.log([m for _, m in pairs])
+
+        def loss(z: np.ndarray) -> float:
+            predicted = self.overhead_ms + sums @ np.exp(z[1:])
+            return float(np.sum((z[0] + np.log(predicted) - log_measured) ** 2) + prior * np.sum(z[1:] ** 2))
+
+        fitted = minimize(loss, np.zeros(len(types) + 1), method="L-BFGS-B").x
+        self.scale = float(math.exp(fitted[0]))
+        self.type_scales = {name: float(math.exp(z)) for name, z in zip(types, fitted[1:])}
         self.calibration_models = len(pairs)
         return self
 
@@ -307,7 +363,8 @@ class KernelPredictor:
         payload = {
             "format": FORMAT, "device": self.device, "fingerprint": {str(k): str(v) for k, v in self.fingerprint.items()},
             "rules": sorted(self.rules.fused), "evidence": {k: float(v) for k, v in self.rules.evidence.items()},
-            "overhead_ms": float(self.overhead_ms), "scale": float(self.scale), "calibration_models": int(self.calibration_models),
+            "overhead_ms": float(self.overhead_ms), "scale": float(self.scale),
+            "type_scales": {str(k): float(v) for k, v in self.type_scales.items()}, "calibration_models": int(self.calibration_models),
             "measurements": int(self.measurements), "samples": {k: int(v) for k, v in self.samples_.items()},
             "regressors": {t: {"base": r.base, "residual": r.residual, "low": r.low_, "high": r.high_} for t, r in self.regressors_.items()},
             "table": [[str(sig[0]), [float(v) for v in sig[1:]], float(ms)] for sig, ms in self.table_.items()],
@@ -331,10 +388,14 @@ class KernelPredictor:
                 regressors[kernel_type] = TypeRegressor(kernel_type, parts["base"], parts["residual"],
                                                         np.asarray(parts["low"], dtype=float), np.asarray(parts["high"], dtype=float))
             table = {(str(t), *(float(v) for v in values)): float(ms) for t, values, ms in payload["table"]}
+            type_scales = {str(k): float(v) for k, v in payload["type_scales"].items()}
+            if not all(math.isfinite(v) and v > 0 for v in [float(payload["scale"]), *type_scales.values()]):
+                raise PredictorError(f"'{path}': calibration scales must be finite and positive")
             return cls(
                 device=str(payload["device"]), fingerprint=saved,
                 rules=FusionRules(frozenset(str(r) for r in payload["rules"]), {str(k): float(v) for k, v in payload["evidence"].items()}),
                 overhead_ms=float(payload["overhead_ms"]), scale=float(payload["scale"]),
+                type_scales=type_scales,
                 calibration_models=int(payload["calibration_models"]), measurements=int(payload["measurements"]),
                 regressors_=regressors, table_=table, samples_={str(k): int(v) for k, v in payload["samples"].items()},
                 stream_=tuple((float(mib), float(cost)) for mib, cost in payload["stream"]),
@@ -346,7 +407,8 @@ class KernelPredictor:
 # --------------------------------------------------------------------------- evaluation
 def evaluate_operators(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Out-of-fold accuracy of each kernel type's regressor on the measured operators: samples, then acc10,
-    MAPE and Kendall on the workload's time as measured (the kernel's prediction plus the runtime overhead),
+    MAPE and Kendall on the workload's time (the kernel's prediction plus the runtime overhead; layout
+    conversions left out, see ``layout_share``),
     then ``kernel_acc10`` and ``kernel_mape`` on the kernel's time alone (what a model's sum adds up), which
     the overhead does not soften for the smallest kernels."""
     rules = FusionRules.from_table(table)
@@ -408,8 +470,12 @@ def profile_operators(backend: Backend, store: LatencyStore, *, scale: float = 1
     ``scale`` multiplies the first round's counts (``profiler.operators.INITIAL_SAMPLES``); each later
     round adds ``extra_per_round`` configs, split over the kernel types by their out-of-fold MAPE.
     Every step is seeded and each round fits only on earlier rounds, so a rerun regenerates the same
-    workloads and skips the stored ones. ``limit`` caps how many are measured in this call.
+    workloads and skips the stored ones. ``limit`` caps how many are measured in this call. On a runtime
+    that inserts layout conversions (``Backend.layout_nodes``) every workload also records its per-node
+    times, so that ``layout_share`` can take the conversions out of the kernel's time.
     """
+    if backend.layout_nodes and not backend.policy.per_node:
+        backend.policy = backend.policy.model_copy(update={"per_node": True})
     device = backend.device.name
     started = time.perf_counter()
     total = SweepSummary(device=device)

@@ -439,8 +439,9 @@ class LatencyStore:
         """Latest measurement per workload on the device, one row each, with every spec key as a column.
 
         Columns: ``key, status, reason, median_ms, mean_ms, std_ms, p10_ms, p90_ms, runs, cpu_ms,
-        contended, measured_at``, then the spec keys, then ``spec`` (the whole dict) and
-        ``round_medians_ms`` (the per-round medians of an interleaved measurement, else None). With
+        contended, measured_at``, then the spec keys, then ``spec`` (the whole dict),
+        ``round_medians_ms`` (the per-round medians of an interleaved measurement, else None) and
+        ``node_times`` (the per-node rows of a ``per_node`` measurement, else an empty list). With
         ``keys``, only those workloads (the ones not measured are simply absent).
         """
         rows = self._latest(device_name, None if keys is None else list(keys), "m.*, w.spec AS spec")
@@ -453,10 +454,11 @@ class LatencyStore:
                 record.setdefault(name, value)
             record["spec"] = spec
             record["round_medians_ms"] = _round_medians(row["extra"])
+            record["node_times"] = json.loads(row["node_times"] or "[]")
             records.append(record)
         frame = pd.DataFrame.from_records(records)
         if frame.empty:
-            return pd.DataFrame(columns=[*TABLE_COLUMNS, "spec", "round_medians_ms"])
+            return pd.DataFrame(columns=[*TABLE_COLUMNS, "spec", "round_medians_ms", "node_times"])
         return frame
 
     def raw_times(self, device_name: str, key: str) -> list[float]:

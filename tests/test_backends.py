@@ -113,6 +113,7 @@ def test_openvino_measures_and_counts_nodes_with_reorders():
     assert measurement.status == "ok" and measurement.median_ms > 0 and measurement.runs >= 3
     kinds = {row["op_type"] for row in measurement.node_times}
     assert "Convolution" in kinds and all(row["median_ms"] >= 0 for row in measurement.node_times)
+    assert all(row["layout"] == (row["op_type"] == "Reorder") for row in measurement.node_times)
     assert backend.fingerprint()["precision"] == "f32"
 
 

@@ -14,8 +14,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper, save_model
 
 from predictors.errors import PredictorError
-from predictors.kernel_predictor import FORMAT, KernelPredictor, TypeRegressor, kernel_ms, profile_operators, weight_mib, workload_ms
-from predictors.kernels import FEATURES, Kernel
+from predictors.kernel_predictor import (FORMAT, KernelPredictor, TypeRegressor, kernel_ms, layout_share, operator_rows, overhead_of,
+                                        profile_operators, weight_mib, workload_ms)
+from predictors.kernels import FEATURES, FusionRules, Kernel
 from profiler.operators import STREAM_MATRICES, STREAM_SIDE, stream_workloads
 from profiler.backends import create_backend
 from profiler.catalog import resolve_device
@@ -197,3 +198,50 @@ def test_a_kernels_time_gives_back_its_workloads_time():
     kernel = kernel_ms(measured, 0.008)
     assert np.all(kernel >= 0.2 * measured) and kernel[-1] == pytest.approx(40.0 - 0.008)
     assert workload_ms(kernel, 0.008) == pytest.approx(measured)
+
+
+def test_layout_conversions_are_taken_out_of_a_kernels_time(tiny_store):
+    assert layout_share([]) == 0.0 and layout_share(None) == 0.0
+    nodes = [{"op_type": "Reorder", "median_ms": 0.5, "layout": True}, {"op_type": "Convolution", "median_ms": 1.5, "layout": False}]
+    assert layout_share(nodes) == pytest.approx(0.25)
+    with LatencyStore(tiny_store, read_only=True) as store:
+        table = store.table(SIM)
+    rules, overhead = FusionRules.from_table(table), overhead_of(table)
+    plain = operator_rows(table, rules, overhead).set_index("key")["ms"]
+    conv_key = next(key for key in plain.index if "|conv|" in key)
+    marked = table.copy()
+    marked["node_times"] = [nodes if key == conv_key else times for key, times in zip(marked["key"], marked["node_times"])]
+    adjusted = operator_rows(marked, rules, overhead).set_index("key")["ms"]
+    assert adjusted[conv_key] == pytest.approx(0.75 * plain[conv_key])
+    assert adjusted.drop(conv_key).equals(plain.drop(conv_key))  # the simulator marks no node as a layout conversion
+
+
+def test_operator_profiling_records_node_times_where_the_runtime_converts_layouts(tmp_path):
+    backend = create_backend(resolve_device(SIM))
+    backend.layout_nodes = frozenset({"Reorder"})  # as OpenVINO's backend declares
+    assert not backend.policy.per_node
+    with LatencyStore(tmp_path / "s.sqlite") as store:
+        profile_operators(backend, store, scale=0.05, rounds=0, limit=5, progress=False)
+        table = store.table(SIM)
+    assert backend.policy.per_node and len(table) == 5 and all(len(times) > 0 for times in table["node_times"])
+
+
+def test_calibration_is_one_scale_on_one_model_and_finds_planted_type_factors(tmp_path):
+    predictor = KernelPredictor("dev", overhead_ms=0.05)
+    one = predictor.calibrate([{"conv": 8.0, "matmul": 2.0}], [12.1])
+    assert one.total_ms({"conv": 8.0, "matmul": 2.0}) == pytest.approx(12.1, rel=1e-4)
+    assert all(value == pytest.approx(1.0, abs=1e-3) for value in one.type_scales.values())
+    rng = np.random.default_rng(0)
+    models = [{"conv": float(c), "matmul": float(m), "softmax": float(s)} for c, m, s in rng.uniform(0.5, 20.0, (12, 3))]
+    truth = lambda t: 1.1 * (0.05 + 1.0 * t["conv"] + 0.8 * t["matmul"] + 0.4 * t["softmax"])  # noqa: E731
+    fitted = KernelPredictor("dev", overhead_ms=0.05).calibrate(models, [truth(t) for t in models])
+    assert fitted.calibration_models == 12
+    factors = {name: fitted.scale * value for name, value in fitted.type_scales.items()}
+    assert factors["conv"] > factors["matmul"] > factors["softmax"]
+    held_out = {"conv": 3.0, "matmul": 9.0, "softmax": 4.0}
+    assert fitted.total_ms(held_out) == pytest.approx(truth(held_out), rel=0.05)
+    again = KernelPredictor.load(fitted.save(tmp_path / "cal.skops"))
+    assert again.type_scales == fitted.type_scales and again.total_ms(held_out) == fitted.total_ms(held_out)
+    broken = KernelPredictor("dev", type_scales={"conv": float("nan")}).save(tmp_path / "nan.skops")
+    with pytest.raises(PredictorError, match="calibration scales must be finite and positive"):
+        KernelPredictor.load(broken)

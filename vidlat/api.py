@@ -175,8 +175,9 @@ def predict_model(device: str, model: PathLike, *, store: PathLike | None = None
 
 def fit_operators(device: str, *, store: PathLike | None = None, out: PathLike | None = None,
                   calibrate: Sequence[PathLike] = (), seed: int = 0) -> tuple[Any, Path]:
-    """Fit ``device``'s kernel predictor on its operator measurements (per kernel type), with a whole-model
-    scale from ``calibrate`` (ONNX models measured with ``vidlat profile --onnx``); returns it and where it was saved."""
+    """Fit ``device``'s kernel predictor on its operator measurements (per kernel type), calibrated (a scale and
+    per-kernel-type factors) on ``calibrate`` (ONNX models measured with ``vidlat profile --onnx``); returns it
+    and where it was saved."""
     from predictors.any_model import evaluate_models, operator_predictor_path
     from predictors.kernel_predictor import KernelPredictor
     from profiler.onnx_file import onnx_file_workload
@@ -186,7 +187,7 @@ def fit_operators(device: str, *, store: PathLike | None = None, out: PathLike |
         predictor = KernelPredictor.fit(opened.table(name), device=name, fingerprint=opened.fingerprint(name), seed=seed)
         if calibrate:
             rows = evaluate_models(predictor, opened, [onnx_file_workload(model) for model in calibrate])["models"]
-            predictor.calibrate([row["predicted_ms"] for row in rows], [row["measured_ms"] for row in rows])
+            predictor.calibrate([row["type_ms"] for row in rows], [row["measured_ms"] for row in rows])
         path = predictor.save(Path(out) if out else operator_predictor_path(opened, name))
     return predictor, path
 

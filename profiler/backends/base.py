@@ -86,6 +86,8 @@ class Backend(ABC):
     name: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
+    #: node types the runtime inserts to convert a tensor's memory layout (they are marked ``layout`` in node times)
+    layout_nodes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, device: DeviceConfig) -> None:
         self.device = device

@@ -33,6 +33,7 @@ class OpenVinoBackend(Backend):
     name: ClassVar[str] = "openvino"
     requires: ClassVar[tuple[str, ...]] = ("openvino",)
     extra: ClassVar[str | None] = "openvino"
+    layout_nodes: ClassVar[frozenset[str]] = frozenset({"Reorder"})
 
     def __init__(self, device: Any) -> None:
         super().__init__(device)
@@ -97,7 +98,7 @@ class OpenVinoBackend(Backend):
         """Median real time of every executed node over a few runs (OpenVINO performance counters).
 
         Compiled separately with ``PERF_COUNT``, so counting never touches the timed runs. Layout
-        reorders that OpenVINO inserts show up as their own ``Reorder`` nodes.
+        reorders that OpenVINO inserts show up as their own ``Reorder`` nodes, marked ``layout``.
         """
         request = self._request(model, inputs, perf_count=True)
         request.infer()
@@ -111,6 +112,7 @@ class OpenVinoBackend(Backend):
                 times.setdefault(info.node_name, []).append(info.real_time.total_seconds() * 1000.0)
                 kinds[info.node_name] = (info.node_type, info.exec_type)
         return [
-            {"node": node, "op_type": kinds[node][0], "exec_type": kinds[node][1], "median_ms": float(np.median(values)), "runs": len(values)}
+            {"node": node, "op_type": kinds[node][0], "exec_type": kinds[node][1], "median_ms": float(np.median(values)), "runs": len(values),
+             "layout": kinds[node][0] in self.layout_nodes}
             for node, values in times.items()
         ]

@@ -85,7 +85,9 @@ def fit(device_name: str, space_name: str, store_path: str | None, calibration_n
         predictor, path = api.fit_operators(device_name, store=store_path, out=out, calibrate=calibrate_models, seed=seed)
         click.echo(f"{predictor.device}: kernel regressors for {', '.join(sorted(predictor.regressors_))} "
                    f"({sum(predictor.samples_.values())} measured operators); fused: {', '.join(sorted(predictor.rules.fused)) or 'none'}")
-        click.echo(f"calibration: x{predictor.scale:.4f} on {predictor.calibration_models} measured models")
+        factors = ", ".join(f"{name} x{value:.3f}" for name, value in sorted(predictor.type_scales.items()))
+        click.echo(f"calibration: x{predictor.scale:.4f} on {predictor.calibration_models} measured models"
+                   + (f"; per kernel type: {factors}" if factors else ""))
         click.echo(f"saved {path}")
         return
 

@@ -70,7 +70,8 @@ def _echo_model(result: dict, as_json: bool) -> None:
         ms = "-" if row["ms"] is None else f"{row['ms']:.4f}"
         click.echo(f"{index:>4}  {row['kernel'][:31]:<32}{row['type']:<12}{ms:>10}  {row['source']}")
     cold = f" (of which weights read from memory {result['cold_weights_ms']:.3f} ms)" if result.get("cold_weights_ms") else ""
+    factors = ", ".join(f"{name} x{value:.3f}" for name, value in sorted(result.get("type_scales", {}).items()))
     click.echo(f"kernels {result['kernel_sum_ms']:.3f} ms{cold} + runtime overhead {result['overhead_ms']:.3f} ms, "
-               f"x{result['scale']:.3f} calibration: total {result['total_ms']:.3f} ms")
+               f"x{result['scale']:.3f} calibration{f' ({factors})' if factors else ''}: total {result['total_ms']:.3f} ms")
     for item in result["unpriced"]:
         click.echo(f"not priced: {item['node']} ({item['op_type']}): {item['reason']}")
