@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import skops.io as sio
+from scipy.optimize import minimize
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from scipy.optimize import minimize
 
 from predictors.errors import PredictorError
 from predictors.kernels import FEATURES, VIEWS, FusionRules, Kernel, KernelGraph, model_kernels, row_latency
@@ -336,8 +336,9 @@ class KernelPredictor:
         Least squares on log time, ``log m = log scale + log(overhead + sum_t f_t s_t)``, plus
         ``prior x sum_t (log f_t)^2``: one model, or models that agree, give a single scale (the factors stay
         at 1), and a type's factor leaves 1 only as far as several models pull it. Kernels measured alone
-        and kernels inside a model differ by type on some runtimes (OpenVINO runs the small ops of
-        attention in fused subgraphs and its reorders once), which one scale cannot follow.
+        and kernels inside a model differ by type on some runtimes, which one scale cannot follow: fitted on
+        six zoo models at two sizes (docs/any-model.md), OpenVINO's convolutions ran 1.03-1.19x and its
+        linear layers 0.88-0.98x their isolated prices inside the models.
         """
         pairs = [(dict(t), float(m)) for t, m in zip(type_ms, measured_ms) if m > 0 and sum(t.values()) > 0]
         if not pairs:
