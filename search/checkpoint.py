@@ -43,7 +43,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise SearchConfigError(f"{path} is not a search checkpoint (missing {', '.join(missing)}); {how}")
     try:
-        state["config"] = SearchConfig(**state["config"])
+        # checkpoints written before ``weight_paths`` existed drew their weight paths from the logits
+        state["config"] = SearchConfig(**{"weight_paths": "logits", **state["config"]})
     except (TypeError, SearchConfigError) as exc:
         raise SearchConfigError(f"{path} holds settings this vidlat cannot read ({exc}); {how}") from None
     return state

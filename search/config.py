@@ -30,6 +30,9 @@ SEARCH_MODES: tuple[str, ...] = (*MODES, "reinforce")
 #: how weight steps pick paths: ``uniform`` trains the path drawn from the logits (SPOS while they are
 #: uniform); ``sandwich`` trains the supernet's anchor path beside it at every step (see ``search.dnas``)
 SAMPLINGS: tuple[str, ...] = ("sandwich", "uniform")
+#: where a weight step's drawn path comes from: ``uniform`` over every layer's candidates whatever the
+#: logits say (SPOS; the default, it ranks archs better, see ``search.dnas``), or the architecture ``logits`` (GDAS)
+WEIGHT_PATHS: tuple[str, ...] = ("logits", "uniform")
 #: the architecture-step loss: FBNet's ``CE * alpha * log(LAT) ** beta`` or a latency budget (``search.losses``)
 LOSS_FORMS: tuple[str, ...] = ("fbnet", "target")
 
@@ -72,12 +75,15 @@ class SearchConfig:
     arch_lr: float = 0.05
     arch_fraction: float = 0.2
     sampling: str = "sandwich"
+    weight_paths: str = "uniform"
     distill: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise SearchConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got '{self.sampling}'")
+        if self.weight_paths not in WEIGHT_PATHS:
+            raise SearchConfigError(f"weight_paths must be one of {', '.join(WEIGHT_PATHS)}, got '{self.weight_paths}'")
         if self.mode not in SEARCH_MODES:
             raise SearchConfigError(f"mode must be one of {', '.join(SEARCH_MODES)}, got '{self.mode}'")
         if self.loss not in LOSS_FORMS:
@@ -167,5 +173,5 @@ class ClipConfig:
         return {"data": self.data, "train_clips": self.train_clips, "frames": self.frames, "size": self.size}
 
 
-__all__ = ["LOSS_FORMS", "MODES", "SAMPLINGS", "SEARCH_MODES", "ClipConfig", "EvolutionConfig", "EvolutionConfigError",
+__all__ = ["LOSS_FORMS", "MODES", "SAMPLINGS", "SEARCH_MODES", "WEIGHT_PATHS", "ClipConfig", "EvolutionConfig", "EvolutionConfigError",
            "SearchConfig", "SearchConfigError", "TrainConfig", "proxy_classes"]

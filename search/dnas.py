@@ -17,11 +17,20 @@ Gumbel-softmax sample), ``hard`` (GDAS: one candidate per layer runs, straight-t
 same batch, and each path's own loss, its CE with its table latency, weights ``grad log p(path)``
 against their mean); weight steps of ``reinforce`` run single paths as ``hard`` does.
 
-The weights are trained on plain CE (the latency term does not depend on them). Which paths a weight
-step trains (``sampling``):
+The weights are trained on plain CE (the latency term does not depend on them). Where a weight step's
+path comes from (``weight_paths``):
 
-- ``uniform``: the path drawn from the logits (GDAS hard mode: one candidate per layer; uniform while
-  the logits are zero, as SPOS trains its supernet);
+- ``uniform`` (default): one candidate per layer drawn uniformly whatever the logits say, as SPOS trains
+  its supernet, so every arch gets its share of steps to the end of the search;
+- ``logits``: the path drawn from the logits (GDAS hard mode), which concentrates the weight steps on
+  the archs the arch steps favour. On the default search (digit-order, ``ort-cpu-1t``, one search
+  seed, 12 random archs trained alone on two seeds each) ``uniform`` raised the Kendall tau between
+  supernet val accuracy and stand-alone test accuracy from 0.33 to 0.66 and the val accuracy of paths
+  drawn from the logits from 0.317 to 0.353, for 4% more CPU time (docs/search.md).
+
+Which paths a weight step trains (``sampling``):
+
+- ``uniform``: that drawn path alone;
 - ``sandwich`` (default): that path and the supernet's anchor path (the space's reference arch) at
   every step, as Once-for-All and BigNAS train their largest network beside the sampled ones. The
   candidates share weights (``search.sharing``), so the anchor's steps train what every path uses.
@@ -247,7 +256,11 @@ def _train_epoch(
             anchor_logits, _ = model(x, path=supernet.anchor, mode=forward_mode)
             F.cross_entropy(anchor_logits, y).backward()
             teacher = anchor_logits.detach()
-        logits, _ = model(x, temperature=tau, mode=forward_mode)
+        if config.weight_paths == "uniform":
+            path = [int(torch.randint(len(layer.names), ())) for layer in supernet.layers]
+            logits, _ = model(x, path=path, mode=forward_mode)
+        else:
+            logits, _ = model(x, temperature=tau, mode=forward_mode)
         ce = F.cross_entropy(logits, y)
         path_loss(logits, ce, teacher, config.distill).backward()
         weight_opt.step()

@@ -25,7 +25,7 @@ def test_command_defaults_are_the_configs_defaults():
     for option, field in [("epochs", "epochs"), ("warmup", "warmup_epochs"), ("batch_size", "batch_size"), ("mode", "mode"),
                           ("alpha", "alpha"), ("beta", "beta"), ("unit_ms", "unit_ms"), ("latency_weight", "latency_weight"),
                           ("temperature", "temperature"), ("temperature_decay", "temperature_decay"), ("arch_lr", "arch_lr"),
-                          ("sampling", "sampling"), ("distill", "distill"), ("seed", "seed")]:
+                          ("sampling", "sampling"), ("weight_paths", "weight_paths"), ("distill", "distill"), ("seed", "seed")]:
         assert search[option] == getattr(config, field), option
     for option, field in [("population", "population"), ("generations", "generations"),
                           ("mutation_prob", "mutation_prob"), ("crossover", "crossover_fraction")]:

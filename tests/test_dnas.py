@@ -109,6 +109,22 @@ def test_tiny_search_moves_logits_checkpoints_and_resumes(tmp_path, monkeypatch)
         run_search(tiny_supernet(), data, SearchConfig(**{**config.__dict__, "arch_lr": 0.1}), out_dir=tmp_path, progress=False)
 
 
+@pytest.mark.parametrize("weight_paths", ["uniform", "logits"])
+def test_uniform_weight_paths_train_candidates_the_logits_would_not_draw(tmp_path, weight_paths):
+    data = make_moving_digits(MovingDigitsConfig(n_train=40, n_val=8, n_test=4, num_classes=4, channels=1, frames=4, size=16))
+    net = tiny_supernet()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.logits.copy_(torch.tensor([100.0, 0.0, 0.0]))  # the logits draw candidate 0, always
+    config = SearchConfig(epochs=1, warmup_epochs=0, batch_size=8, mode="hard", sampling="uniform", weight_paths=weight_paths)
+    run_search(net, data, config, out_dir=tmp_path, progress=False)  # 4 weight and arch steps; scoring runs on copies
+    others = sum(candidate.calls for layer in net.layers for candidate in layer.candidates[1:])
+    assert net.layers[0].candidates[0].calls > 0
+    assert others == 0 if weight_paths == "logits" else others > 0
+    with pytest.raises(SearchConfigError, match="weight_paths must be one of logits, uniform"):
+        SearchConfig(weight_paths="anchor")
+
+
 def test_sampled_accuracy_uses_batch_statistics_on_a_copy():
     data = make_moving_digits(MovingDigitsConfig(n_train=8, n_val=16, n_test=4, num_classes=4, channels=1, frames=4, size=16))
     net = tiny_supernet()

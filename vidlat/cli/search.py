@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from search.config import SAMPLINGS, SEARCH_MODES, ClipConfig, EvolutionConfig, SearchConfig
+from search.config import SAMPLINGS, SEARCH_MODES, WEIGHT_PATHS, ClipConfig, EvolutionConfig, SearchConfig
 from search.data.names import DATA_HELP
 from vidlat.cli.common import space_option, store_option
 
@@ -62,6 +62,8 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 @click.option("--warmup", type=click.IntRange(0), default=SEARCH.warmup_epochs, show_default=True, help="weight-only epochs first")
 @click.option("--sampling", type=click.Choice(SAMPLINGS), default=SEARCH.sampling, show_default=True,
               help="weight steps: sandwich trains the space's reference arch beside the drawn path; uniform only the drawn path")
+@click.option("--weight-paths", type=click.Choice(WEIGHT_PATHS), default=SEARCH.weight_paths, show_default=True,
+              help="weight steps: the drawn path is uniform over every layer's candidates (SPOS) or drawn from the logits (GDAS)")
 @click.option("--distill", type=click.FloatRange(0, 1), default=SEARCH.distill, show_default=True,
               help="sandwich sampling: share of the drawn path's loss that follows the anchor path's predictions "
                    "(in-place distillation; 0: plain CE)")
@@ -87,7 +89,7 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="[default: runs/search-<device>-<space>]")
 @store_option
 def search(device: str, space_name: str, data: str, method: str, target_ms: float | None, targets: list[float] | None,
-           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, sampling: str, distill: float, mode: str,
+           population: int, generations: int, mutation_prob: float, crossover: float, epochs: int, extend: bool, warmup: int, sampling: str, weight_paths: str, distill: float, mode: str,
            alpha: float, beta: float, unit_ms: float | None, latency_weight: float, temperature: float, temperature_decay: float,
            arch_lr: float, batch_size: int, train_clips: int, frames: int, size: int, seed: int, threads: int,
            lut_file: str | None, out_dir: str | None, store_path: str | None) -> None:
@@ -112,7 +114,7 @@ def search(device: str, space_name: str, data: str, method: str, target_ms: floa
     config = SearchConfig(
         epochs=epochs, warmup_epochs=min(warmup, epochs - 1), batch_size=batch_size, mode=mode, alpha=alpha, beta=beta,
         unit_ms=unit_ms or None, latency_weight=latency_weight, temperature=temperature,
-        temperature_decay=temperature_decay, arch_lr=arch_lr, sampling=sampling, distill=distill, seed=seed,
+        temperature_decay=temperature_decay, arch_lr=arch_lr, sampling=sampling, weight_paths=weight_paths, distill=distill, seed=seed,
     )
     clips = ClipConfig(data=data, train_clips=train_clips, frames=frames, size=size)
     result = api.search(device, space=space_name, method=method, target_ms=target_ms, targets=targets, config=config,
