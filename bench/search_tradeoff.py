@@ -89,7 +89,8 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
     table = [list(row) for row in latency.table]
     clips = clips_for(args.data, args.seed, test=10)
     config = SearchConfig(epochs=args.search_epochs, warmup_epochs=min(SearchConfig.warmup_epochs, args.search_epochs - 1),
-                          unit_ms=fbnet_unit_ms(table, latency.fixed_ms), mode=args.mode, seed=args.seed)
+                          unit_ms=fbnet_unit_ms(table, latency.fixed_ms), mode=args.mode, weight_paths=args.weight_paths,
+                          seed=args.seed)
     report = search_device(space, clips, config, latency_table=table, fixed_ms=latency.fixed_ms, device=device,
                            out_dir=out / f"search-{device}", data_name=args.data, progress=False)
     search_seconds = {"wall": report["search_seconds"], "cpu": report["search_cpu_seconds"]}  # over every resumed run
@@ -201,7 +202,7 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
         archs = result["archs"]
         fixed = result["fixed_path"]["val_acc"] if result["fixed_path"] else math.nan
         print(f"\n== {device} ({result['data']}, {result['config']['epochs']} search epochs, mode {result['config']['mode']}, "
-              f"sampling {result['config']['sampling']})")
+              f"sampling {result['config']['sampling']}, weight paths {result['config'].get('weight_paths', 'logits')})")
         print(f"supernet: val acc of paths drawn from the logits {result['val_acc_sampled']:.3f}, of the derived arch "
               f"{result['val_acc_derived']:.3f}; x3d-xs trained alone in the same loop and steps {fixed:.3f} "
               f"(gap {100 * (fixed - result['val_acc_sampled']):.1f} points)")
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--search-epochs", type=int, default=SearchConfig.epochs)
     parser.add_argument("--mode", default=SearchConfig.mode)
+    parser.add_argument("--weight-paths", default=SearchConfig.weight_paths, help="search: uniform (SPOS) or logits")
     parser.add_argument("--population", type=int, default=EvolutionConfig.population)
     parser.add_argument("--generations", type=int, default=EvolutionConfig.generations)
     parser.add_argument("--train-epochs", type=int, default=8, help="stand-alone training epochs (`vidlat run`'s default)")
