@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 MODES: tuple[str, ...] = ("soft", "hard")
 #: the supernet's modes, and ``reinforce``: hard single paths, arch steps by the score function
 SEARCH_MODES: tuple[str, ...] = (*MODES, "reinforce")
-#: how weight steps pick paths: ``uniform`` trains the path drawn from the logits (SPOS while they are
-#: uniform); ``sandwich`` trains the supernet's anchor path beside it at every step (see ``search.dnas``)
+#: which paths a weight step trains: ``uniform`` the drawn path alone (``WEIGHT_PATHS`` says where it is
+#: drawn from); ``sandwich`` the supernet's anchor path beside it at every step (see ``search.dnas``)
 SAMPLINGS: tuple[str, ...] = ("sandwich", "uniform")
 #: where a weight step's drawn path comes from: ``uniform`` over every layer's candidates whatever the
 #: logits say (SPOS; the default, it ranks archs better, see ``search.dnas``), or the architecture ``logits`` (GDAS)
