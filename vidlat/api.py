@@ -491,7 +491,7 @@ def search(device: str, *, space: str | SearchSpace = "default", method: str = "
     if progress:
         log.info(f"search on {device_name}, space {loaded.name} ({len(loaded.layers)} layers, {loaded.size():.2e} archs), "
                  f"data {clips.data} {splits.clip_shape} x {len(splits.train)} clips, {config.loss} loss, {config.mode} mode, "
-                 f"{config.sampling} sampling, method {method} -> {out_dir}")
+                 f"{config.sampling} sampling, {config.weight_paths} weight paths, method {method} -> {out_dir}")
     common = dict(latency_table=table, fixed_ms=fixed_ms, device=device_name, out_dir=out_dir, calibration=calibration,
                   data_name=clips.data, data_settings=clips.settings(), extend=extend, progress=progress)
     if method == "evolution" or targets:
