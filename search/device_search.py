@@ -5,12 +5,14 @@
     store | `vidlat lut export` file --device_latency_table--> latency_table[l][i] (ms), fixed_ms
     space + table --create_supernet--> supernet --run_search (OUT/checkpoint.pt, resumable)--> trained
         = train_supernet (shared with ``search.evolution.evolve_device``)
-    trained --derived arch--> OUT/arch.yaml; argmax of every epoch + landmarks --SupernetScorer-->
-        OUT/pareto.png; history --plot_search_history--> probabilities.png, latency.png; OUT/report.json
+    trained --search.derive (argmax, or evolution under the argmax's latency)--> OUT/arch.yaml;
+        argmax of every epoch + archs the derivation scored + landmarks --SupernetScorer--> OUT/pareto.png;
+        history --plot_search_history--> probabilities.png, latency.png; OUT/report.json
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from predictors.network import Calibration
 from profiler.errors import VidlatError
 from profiler.store import LatencyStore
 from search.checkpoint import LOG
-from search.config import SearchConfig
+from search.config import EvolutionConfig, SearchConfig
 from search.data.clips import ClipSplits
 from search.dnas import SearchResult, distributed_rank, run_search
 from search.losses import with_unit_ms
@@ -104,19 +106,22 @@ def search_device(
     data_settings: dict[str, Any] | None = None,
     extend: bool = False,
     calibration: Calibration | None = None,
+    derive: str = "evolution",
+    evolution: EvolutionConfig = EvolutionConfig(),
     progress: bool = True,
 ) -> dict[str, Any] | None:
     """The whole DNAS of ``space`` for one device, as ``vidlat search`` runs it.
 
-    supernet (latency table) --train_supernet--> derived arch --> OUT/arch.yaml, report.json, PNGs
-    derived arch of every epoch + landmarks --SupernetScorer (val clips)--> OUT/pareto.png, report "pareto"
-    ``predicted_ms`` is the table sum, calibrated when ``calibration`` (the device's fitted predictor) is
-    given; the target loss itself works on the table sum. Returns the report (also written as
-    ``report.json``); ``None`` on ranks other than 0 under DDP.
+    supernet (latency table) --train_supernet--> search.derive_arch(``derive``, ``evolution``) --> OUT/arch.yaml,
+    report.json, PNGs; argmax of every epoch + archs the derivation scored + landmarks --SupernetScorer (val
+    clips)--> OUT/pareto.png, report "pareto". ``predicted_ms`` is the table sum, calibrated when
+    ``calibration`` (the device's fitted predictor) is given; the target loss itself works on the table sum.
+    The derivation runs after the checkpoint, so another ``derive`` on a finished search re-derives without
+    training. Returns the report (also written as ``report.json``); ``None`` on ranks other than 0 under DDP.
     """
+    from search.derive import derive_arch
     from search.pareto import PredictedLatency, score_arch, write_pareto
     from search.scoring import SupernetScorer
-    from search.supernet import derived_arch
 
     out_dir = Path(out_dir)
     trained = train_supernet(space, clips, config, latency_table=latency_table, fixed_ms=fixed_ms, device=device,
@@ -126,24 +131,29 @@ def search_device(
     supernet, result = trained
     scorer = SupernetScorer(supernet, clips.val)
     latency = PredictedLatency.of(latency_table, fixed_ms, calibration)
-    derived = score_arch(supernet, scorer, supernet.path_of(result.derived), latency=latency, origin="dnas")
+    derivation = derive_arch(supernet, scorer, latency=latency, how=derive, evolution=evolution)
+    derived = derivation.chosen
     visited = {tuple(row["derived"]): row["epoch"] for row in result.history}
     scored = [score_arch(supernet, scorer, supernet.path_of(blocks), latency=latency, origin=f"argmax after epoch {epoch}")
               for blocks, epoch in visited.items()]
-    notes = {"device": device, "predicted_ms": round(derived.predicted_ms, 4), "search": str(out_dir)}
-    arch = derived_arch(space, supernet, name=f"dnas-{device}-{space.name}", notes=notes)
+    notes = {"device": device, "predicted_ms": round(derived.predicted_ms, 4), "derive": derive, "search": str(out_dir)}
+    arch = space.make_arch(list(derived.blocks), name=f"dnas-{device}-{space.name}")
+    arch = dataclasses.replace(arch, num_classes=clips.num_classes, notes=notes)
     arch.save(out_dir / "arch.yaml")
     title = f"{device} / {space.name}"
     plots = plot_search_history(result, out_dir, candidates=[slot.candidates for slot in space.layers], title=title)
-    pareto = write_pareto(out_dir, space=space, supernet=supernet, scorer=scorer, scored=scored, chosen={"dnas": derived},
+    everything = list({a.path: a for a in [*scored, *derivation.scored]}.values())
+    chosen = {"dnas": derived} if derived.path == derivation.argmax.path else {"dnas": derived, "argmax": derivation.argmax}
+    pareto = write_pareto(out_dir, space=space, supernet=supernet, scorer=scorer, scored=everything, chosen=chosen,
                           budgets_ms=[config.target_ms] if config.target_ms else [], latency=latency,
-                          title=f"{title}: DNAS argmax archs on the supernet", seed=config.seed)
+                          title=f"{title}: DNAS archs on the supernet ({derive})", seed=config.seed)
     last = result.history[-1]
     report = {
         "method": "dnas", "device": device, "space": space.name, "data": data_name, "loss": config.loss, "mode": config.mode,
         "target_ms": config.target_ms, "predicted_ms": derived.predicted_ms, "table_ms": latency.table_ms(derived.path),
         "calibration": calibration.to_dict() if calibration else None, "expected_ms": result.expected_ms,
-        "fixed_ms": fixed_ms, "val_acc_supernet": last["val_acc"],
+        "fixed_ms": fixed_ms, "val_acc_supernet": derived.accuracy, "derive": derive,
+        "argmax": {**derivation.argmax.row(), "table_ms": latency.table_ms(derivation.argmax.path)}, "derive_scored": len(derivation.scored), "derive_seconds": derivation.seconds,
         "val_acc_sampled": last.get("val_acc_sampled"), "search_seconds": result.seconds,
         "search_cpu_seconds": result.cpu_seconds, "epochs": len(result.history), "resumed_from_epoch": result.resumed_from,
         "layers": arch.layers, "pareto": pareto["pareto"], "landmarks": pareto["landmarks"], "scored_archs": pareto["scored_archs"],

@@ -2,7 +2,7 @@
 
 ::
 
-    random archs --repair--> population (every arch <= budget) --SupernetScorer--> accuracy
+    seed paths (if any) + random archs --repair--> population (every arch <= budget) --SupernetScorer--> accuracy
     per generation: top `parents` of everything scored so far
         --mutation (each layer re-drawn with p) | uniform crossover of two parents--> child
         --repair (over budget: a random layer to a random faster candidate, until under)--> new archs
@@ -96,10 +96,13 @@ class _Constrained:
 
 
 def evolve(supernet: Supernet, scorer: Scorer, *, latency: PredictedLatency, budget_ms: float,
-           config: EvolutionConfig = EvolutionConfig()) -> EvolutionResult:
+           config: EvolutionConfig = EvolutionConfig(), seeds: Sequence[Sequence[int]] = ()) -> EvolutionResult:
     """The most accurate arch (by ``scorer``, e.g. ``SupernetScorer`` on the val clips) whose ``latency`` (the
     device's table for ``supernet``'s layers, calibrated or not) is at most ``budget_ms``; deterministic for
-    ``config.seed`` and a deterministic scorer."""
+    ``config.seed`` and a deterministic scorer.
+
+    ``seeds``: paths that open the first generation (repaired to the budget, repeats dropped, at most
+    ``config.population``); random archs fill the rest of it."""
     if len(latency.table) != len(supernet.layers):
         raise EvolutionConfigError(f"latency table has {len(latency.table)} layers, the supernet {len(supernet.layers)}")
     check_budget(budget_ms, latency)
@@ -122,7 +125,11 @@ def evolve(supernet: Supernet, scorer: Scorer, *, latency: PredictedLatency, bud
     for generation in range(config.generations + 1):
         before = len(scored)
         if generation == 0:
-            for _ in range(config.population):
+            for path in list(seeds)[: config.population]:
+                repaired = ops.repair([int(index) for index in path])
+                if repaired not in scored:
+                    add(repaired, 0, "seed")
+            for _ in range(config.population - len(scored)):
                 add(fresh(ops.random), 0, "random")
         else:
             parents = sorted(scored.values(), key=_rank_key)[: config.parents]

@@ -19,9 +19,8 @@ them directly; it does not depend on the data.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn as nn
@@ -31,7 +30,6 @@ from search.config import MODES
 from search.sharing import share_weights as share_weights_of
 
 if TYPE_CHECKING:
-    from search.arch import ArchSpec
     from search.space import SearchSpace
 
 Mode = Literal["soft", "hard"]
@@ -192,10 +190,4 @@ def create_supernet(
     return Supernet(stem=stem, layers=layers, head=head, fixed_ms=fixed_ms, anchor=anchor)
 
 
-def derived_arch(space: SearchSpace, supernet: Supernet, *, name: str = "", notes: dict[str, Any] | None = None) -> ArchSpec:
-    """The ``search.arch.ArchSpec`` of the supernet's argmax candidates, with the supernet's class count."""
-    arch = space.make_arch(supernet.derived(), name=name)
-    return dataclasses.replace(arch, num_classes=supernet.head.classifier.out_features, notes=dict(notes or {}))
-
-
-__all__ = ["MODES", "MixedLayer", "Supernet", "create_supernet", "derived_arch"]
+__all__ = ["MODES", "MixedLayer", "Supernet", "create_supernet"]

@@ -11,7 +11,8 @@ import torch.nn as nn
 from predictors.errors import PredictorError
 from predictors.network import Calibration
 from search.data import MovingDigitsConfig, make_moving_digits
-from search.config import EvolutionConfig, EvolutionConfigError
+from search.config import EvolutionConfig, EvolutionConfigError, SearchConfigError
+from search.derive import derive_arch
 from search.evolution import evolve
 from search.pareto import PredictedLatency, ScoredArch, pareto_front, write_pareto
 from search.scoring import SupernetScorer
@@ -58,6 +59,35 @@ def test_evolution_improves_on_its_random_generation_and_uses_the_budget():
     assert result.best.accuracy > first
     assert result.best.predicted_ms > 0.8 * 12.0  # slow is accurate here: the best arch spends most of the budget
     assert [row["best_acc"] for row in result.generations] == sorted(row["best_acc"] for row in result.generations)
+
+
+def test_seed_paths_open_the_first_generation_repaired_to_the_budget():
+    slowest, fastest = [0] * len(TABLE), [len(row) - 1 for row in TABLE]
+    mid = [1] * len(TABLE)
+    result = evolve(identity_supernet(), slow_is_accurate, latency=LATENCY, budget_ms=14.0, config=SMALL,
+                    seeds=[mid, slowest, mid, fastest])
+    first = [arch for arch in result.scored if arch.origin.endswith("generation 0")]
+    assert [arch.origin for arch in first[:3]] == ["seed, generation 0"] * 3  # the repeat of mid is dropped
+    assert first[0].path == tuple(mid) and first[2].path == tuple(fastest)  # both within the budget: kept as they are
+    assert first[1].predicted_ms <= 14.0 < LATENCY(slowest)  # over it: repaired
+    assert len(first) == SMALL.population and all(arch.origin == "random, generation 0" for arch in first[3:])
+
+
+def test_derive_evolution_is_never_slower_nor_worse_on_the_supernet_than_the_argmax():
+    net = identity_supernet()
+    with torch.no_grad():
+        for layer, index in zip(net.layers, [3, 0, 3, 0, 3, 0]):  # a mix of the slowest and the fastest candidates
+            layer.logits[index] = 2.0
+    plain = derive_arch(net, slow_is_accurate, latency=LATENCY, how="argmax")
+    assert plain.chosen == plain.argmax and plain.argmax.path == (3, 0, 3, 0, 3, 0) and plain.scored == [plain.argmax]
+    derived = derive_arch(net, slow_is_accurate, latency=LATENCY, evolution=SMALL)
+    assert derived.argmax == plain.argmax and derived.chosen in derived.scored
+    assert derived.scored[0].path == derived.argmax.path and derived.scored[0].origin == "seed, generation 0"
+    assert derived.chosen.predicted_ms <= derived.argmax.predicted_ms + 1e-12
+    assert derived.chosen.accuracy > derived.argmax.accuracy  # slow early layers score higher for the same ms here
+    assert derive_arch(net, slow_is_accurate, latency=LATENCY, evolution=SMALL).chosen == derived.chosen  # seeded
+    with pytest.raises(SearchConfigError, match="derive must be one of argmax, evolution"):
+        derive_arch(net, slow_is_accurate, latency=LATENCY, how="best")
 
 
 def test_same_seed_same_archs_other_seed_other_archs():

@@ -447,16 +447,18 @@ def _calibration(store: LatencyStore, device: str, space: str) -> Calibration | 
 def search(device: str, *, space: str | SearchSpace = "default", method: str = "dnas", target_ms: float | None = None,
            targets: Sequence[float] | None = None, config: SearchConfig | None = None,
            evolution: EvolutionConfig | None = None, clips: ClipConfig | None = None, store: PathLike | None = None,
-           lut: PathLike | None = None, out: PathLike | None = None, extend: bool = False,
+           lut: PathLike | None = None, out: PathLike | None = None, extend: bool = False, derive: str = "evolution",
            progress: bool = True) -> SearchRun | None:
     """Search an architecture for ``device`` with its measured latency table (store or ``lut`` file) as the cost.
 
-    ``method`` ``dnas``: FBNet/GDAS logits pick the arch (``target_ms``: the target loss instead of FBNet's);
+    ``method`` ``dnas``: FBNet/GDAS logits train on the supernet (``target_ms``: the target loss instead of FBNet's),
+    then ``derive`` picks the arch: ``evolution`` (the supernet's most accurate arch no slower than the argmax,
+    ``search.derive``, with the ``evolution`` settings) or ``argmax``;
     ``evolution``: the same supernet, then archs evolved under the hard budget ``target_ms``. ``targets``:
     one arch per budget from one trained supernet. Writes ``out`` (default ``runs/search-<device>-<space>``)
     and resumes from its checkpoint. None on ranks other than 0 under torchrun.
     """
-    from search.config import ClipConfig, EvolutionConfig, SearchConfig, SearchConfigError
+    from search.config import DERIVATIONS, ClipConfig, EvolutionConfig, SearchConfig, SearchConfigError
     from search.device_search import device_latency_table, search_device
     from search.evolution import check_budget, evolve_device
     from search.pareto import PredictedLatency
@@ -470,6 +472,8 @@ def search(device: str, *, space: str | SearchSpace = "default", method: str = "
         raise SearchConfigError("the evolution needs a latency budget: target_ms or targets")
     if method not in ("dnas", "evolution"):
         raise SearchConfigError(f"method must be dnas or evolution, got '{method}'")
+    if derive not in DERIVATIONS:
+        raise SearchConfigError(f"derive must be one of {', '.join(DERIVATIONS)}, got '{derive}'")
     space_name = space if isinstance(space, str) else None
     loaded = _space(space)
     calibration = None  # a lookup-table file carries no whole-network calibration
@@ -497,7 +501,7 @@ def search(device: str, *, space: str | SearchSpace = "default", method: str = "
     if method == "evolution" or targets:
         report = evolve_device(loaded, splits, config, targets_ms=budgets, evolution=evolution, method=method, **common)
     else:
-        report = search_device(loaded, splits, config, **common)
+        report = search_device(loaded, splits, config, derive=derive, evolution=evolution, **common)
     if report is None:
         return None
     return SearchRun(device_name, loaded.name, method, out_dir, report, splits.num_classes)
