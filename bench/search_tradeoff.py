@@ -3,7 +3,7 @@
 ::
 
     search DEVICE:  data (default task), the device's table --search_device (DNAS, defaults)--> trained supernet,
-                    derived arch; on the same supernet: evolution and budget DNAS at 3 budgets (the quartiles
+                    derived arch (--derive) and the logits' argmax; on the same supernet: evolution and budget DNAS at 3 budgets (the quartiles
                     of the random archs' predicted latency), supernet val accuracy of every arch below;
                     x3d-xs as a one-candidate supernet in the same loop and steps (the fixed-path reference)
     train:          12 random archs + x3d-xs, or with --device a searched device's archs and its table minimum,
@@ -36,7 +36,7 @@ from profiler.store import LatencyStore
 from search.arch import create_head, create_stem
 from search.blocks import create_block
 from search.data import DEFAULT_DATA, load_data
-from search.config import SEARCH_MODES, WEIGHT_PATHS, EvolutionConfig, SearchConfig, TrainConfig
+from search.config import DERIVATIONS, SEARCH_MODES, WEIGHT_PATHS, EvolutionConfig, SearchConfig, TrainConfig
 from search.device_search import device_latency_table, search_device
 from search.dnas import budget_search, run_search
 from search.evolution import evolve
@@ -92,13 +92,14 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
                           unit_ms=fbnet_unit_ms(table, latency.fixed_ms), mode=args.mode, weight_paths=args.weight_paths,
                           seed=args.seed)
     report = search_device(space, clips, config, latency_table=table, fixed_ms=latency.fixed_ms, device=device,
-                           out_dir=out / f"search-{device}", data_name=args.data, progress=False)
+                           out_dir=out / f"search-{device}", data_name=args.data, derive=args.derive,
+                           evolution=EvolutionConfig(seed=args.seed), progress=False)
     search_seconds = {"wall": report["search_seconds"], "cpu": report["search_cpu_seconds"]}  # over every resumed run
     supernet = create_supernet(space, latency_table=table, fixed_ms=latency.fixed_ms, num_classes=clips.num_classes)
     supernet.load_state_dict(torch.load(out / f"search-{device}" / "checkpoint.pt", map_location="cpu", weights_only=True)["model"])
     scorer = SupernetScorer(supernet, clips.val)
     archs = {**random_archs(space, args.random), "x3d-xs": space.reference_archs()["x3d-xs"].layers,
-             "fastest": [layer.names[i] for layer, i in zip(supernet.layers, latency.fastest())], "dnas": report["layers"]}
+             "fastest": [layer.names[i] for layer, i in zip(supernet.layers, latency.fastest())], "dnas": report["layers"], "dnas-argmax": report["argmax"]["layers"]}
     random_ms = sorted(latency(supernet.path_of(layers)) for name, layers in archs.items() if name.startswith("random-"))
     budgets = [] if args.light else [random_ms[round(q * (len(random_ms) - 1))] for q in (0.25, 0.5, 0.75)]
     budget_seconds = {}
@@ -116,7 +117,8 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
     fixed = None if args.light else fixed_path_accuracy(space, archs["x3d-xs"], clips, config, out / f"fixed-path-{device}")
     result = {
         "device": device, "data": args.data, "config": dataclasses.asdict(config), "search_seconds": search_seconds,
-        "val_acc_sampled": report["val_acc_sampled"], "val_acc_derived": report["val_acc_supernet"], "fixed_path": fixed,
+        "val_acc_sampled": report["val_acc_sampled"], "val_acc_derived": report["val_acc_supernet"], "derive": args.derive,
+        "derive_seconds": report["derive_seconds"], "fixed_path": fixed,
         "budgets_ms": budgets, "budget_seconds": budget_seconds,
         "archs": {name: {"layers": list(s.blocks), "predicted_ms": s.predicted_ms, "supernet_acc": s.accuracy}
                   for name, s in scored.items()},
@@ -204,7 +206,7 @@ def report(args: argparse.Namespace, space, out: Path) -> None:
         print(f"\n== {device} ({result['data']}, {result['config']['epochs']} search epochs, mode {result['config']['mode']}, "
               f"sampling {result['config']['sampling']}, weight paths {result['config'].get('weight_paths', 'logits')})")
         print(f"supernet: val acc of paths drawn from the logits {result['val_acc_sampled']:.3f}, of the derived arch "
-              f"{result['val_acc_derived']:.3f}; x3d-xs trained alone in the same loop and steps {fixed:.3f} "
+              f"{result['val_acc_derived']:.3f} (derive: {result.get('derive', 'argmax')}); x3d-xs trained alone in the same loop and steps {fixed:.3f} "
               f"(gap {100 * (fixed - result['val_acc_sampled']):.1f} points)")
         print(f"cost: search {result['search_seconds']['wall']:.0f} s wall / {result['search_seconds']['cpu']:.0f} s CPU; "
               + ", ".join(f"{b} ms: evolution {s['evolution']:.0f} s, budget DNAS {s['dnas']:.0f} s"
@@ -269,6 +271,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=SEARCH_MODES, default=SearchConfig.mode)
     parser.add_argument("--weight-paths", choices=WEIGHT_PATHS, default=SearchConfig.weight_paths,
                         help="search: uniform (SPOS) or drawn from the logits")
+    parser.add_argument("--derive", choices=DERIVATIONS, default="evolution", help="search: how the DNAS picks its arch")
     parser.add_argument("--population", type=int, default=EvolutionConfig.population)
     parser.add_argument("--generations", type=int, default=EvolutionConfig.generations)
     parser.add_argument("--train-epochs", type=int, default=8, help="stand-alone training epochs (`vidlat run`'s default)")
