@@ -16,10 +16,10 @@ the space is an ``EvolutionConfigError``.
 
 ``evolve_device`` is what ``vidlat search --method evolution`` runs: it trains the supernet with
 ``search.device_search.train_supernet`` under the same ``SearchConfig`` and checkpoint as ``--method dnas``
-(FBNet loss, budget-free), so one trained supernet serves both methods and every budget. Unlike SPOS,
-whose single paths are uniform throughout, the paths trained after ``warmup_epochs`` follow the
-architecture logits, so the shared weights fit the DNAS-preferred region best; the warm-up epochs are
-SPOS training (logits at zero: uniform single paths in hard mode).
+(FBNet loss, budget-free), so one trained supernet serves both methods and every budget. Its weight
+steps train single paths drawn uniformly, as SPOS does (``SearchConfig.weight_paths``, default
+``uniform``), or from the logits (``logits``: the shared weights then fit the DNAS-preferred region
+best). ``search.derive`` runs ``evolve`` under the argmax's latency to pick a DNAS search's arch.
 """
 
 from __future__ import annotations
