@@ -36,7 +36,7 @@ from profiler.store import LatencyStore
 from search.arch import create_head, create_stem
 from search.blocks import create_block
 from search.data import DEFAULT_DATA, load_data
-from search.config import DERIVATIONS, SEARCH_MODES, WEIGHT_PATHS, EvolutionConfig, SearchConfig, TrainConfig
+from search.config import DEFAULT_DERIVATION, DERIVATIONS, SEARCH_MODES, WEIGHT_PATHS, EvolutionConfig, SearchConfig, TrainConfig
 from search.device_search import device_latency_table, search_device
 from search.dnas import budget_search, run_search
 from search.evolution import evolve
@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=SEARCH_MODES, default=SearchConfig.mode)
     parser.add_argument("--weight-paths", choices=WEIGHT_PATHS, default=SearchConfig.weight_paths,
                         help="search: uniform (SPOS) or drawn from the logits")
-    parser.add_argument("--derive", choices=DERIVATIONS, default="evolution", help="search: how the DNAS picks its arch")
+    parser.add_argument("--derive", choices=DERIVATIONS, default=DEFAULT_DERIVATION, help="search: how the DNAS picks its arch")
     parser.add_argument("--population", type=int, default=EvolutionConfig.population)
     parser.add_argument("--generations", type=int, default=EvolutionConfig.generations)
     parser.add_argument("--train-epochs", type=int, default=8, help="stand-alone training epochs (`vidlat run`'s default)")

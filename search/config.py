@@ -33,9 +33,11 @@ SAMPLINGS: tuple[str, ...] = ("sandwich", "uniform")
 #: where a weight step's drawn path comes from: ``uniform`` over every layer's candidates whatever the
 #: logits say (SPOS; the default, it ranks archs better, see ``search.dnas``), or the architecture ``logits`` (GDAS)
 WEIGHT_PATHS: tuple[str, ...] = ("logits", "uniform")
-#: how a DNAS picks its arch from the trained supernet: the logits' ``argmax``, or an ``evolution`` on the
-#: supernet's scores under the argmax's latency (the default, see ``search.derive``)
+#: how a DNAS picks its arch from the trained supernet: the logits' ``argmax`` (the default: it trained better
+#: alone on 2 of 3 search seeds, docs/search.md), or an ``evolution`` on the supernet's scores under the
+#: argmax's latency (``search.derive``)
 DERIVATIONS: tuple[str, ...] = ("argmax", "evolution")
+DEFAULT_DERIVATION = "argmax"
 #: the architecture-step loss: FBNet's ``CE * alpha * log(LAT) ** beta`` or a latency budget (``search.losses``)
 LOSS_FORMS: tuple[str, ...] = ("fbnet", "target")
 
@@ -176,5 +178,5 @@ class ClipConfig:
         return {"data": self.data, "train_clips": self.train_clips, "frames": self.frames, "size": self.size}
 
 
-__all__ = ["DERIVATIONS", "LOSS_FORMS", "MODES", "SAMPLINGS", "SEARCH_MODES", "WEIGHT_PATHS", "ClipConfig", "EvolutionConfig", "EvolutionConfigError",
+__all__ = ["DEFAULT_DERIVATION", "DERIVATIONS", "LOSS_FORMS", "MODES", "SAMPLINGS", "SEARCH_MODES", "WEIGHT_PATHS", "ClipConfig", "EvolutionConfig", "EvolutionConfigError",
            "SearchConfig", "SearchConfigError", "TrainConfig", "proxy_classes"]

@@ -24,7 +24,7 @@ from predictors.network import Calibration
 from profiler.errors import VidlatError
 from profiler.store import LatencyStore
 from search.checkpoint import LOG
-from search.config import EvolutionConfig, SearchConfig
+from search.config import DEFAULT_DERIVATION, EvolutionConfig, SearchConfig
 from search.data.clips import ClipSplits
 from search.dnas import SearchResult, distributed_rank, run_search
 from search.losses import with_unit_ms
@@ -106,7 +106,7 @@ def search_device(
     data_settings: dict[str, Any] | None = None,
     extend: bool = False,
     calibration: Calibration | None = None,
-    derive: str = "evolution",
+    derive: str = DEFAULT_DERIVATION,
     evolution: EvolutionConfig = EvolutionConfig(),
     progress: bool = True,
 ) -> dict[str, Any] | None:

@@ -166,7 +166,8 @@ def test_cli_search_then_train_on_the_tiny_space(tmp_path):
 
     lut = _tiny_lut(tmp_path / "lut.csv")
     runner = CliRunner()
-    result = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "s")])
+    result = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--derive", "evolution",
+                                 "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     for name in ("arch.yaml", "report.json", "probabilities.png", "latency.png", "search_log.json", "checkpoint.pt"):
         assert (tmp_path / "s" / name).is_file(), name
@@ -174,16 +175,14 @@ def test_cli_search_then_train_on_the_tiny_space(tmp_path):
     report = json.loads((tmp_path / "s" / "report.json").read_text())
     assert arch.space == "tiny" and report["layers"] == arch.layers and report["predicted_ms"] > 0
     assert 0.0 <= report["val_acc_sampled"] <= 1.0 and "(sampled archs)" in result.output
-    argmax = report["argmax"]  # the default derivation: no slower than the logits' argmax, no worse on the supernet
+    argmax = report["argmax"]  # the evolution's arch: no slower than the logits' argmax, no worse on the supernet
     assert report["derive"] == "evolution" and report["derive_scored"] > 1 and "derived arch (evolution)" in result.output
     assert report["predicted_ms"] <= argmax["predicted_ms"] and report["val_acc_supernet"] >= argmax["val_acc_supernet"]
-    # another derivation on the finished search: no training, the argmax itself
-    again = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--derive", "argmax",
-                                "--out", str(tmp_path / "s")])
+    # another derivation on the finished search (the default): no training, the argmax itself
+    again = runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "s")])
     rederived = json.loads((tmp_path / "s" / "report.json").read_text())
     assert again.exit_code == 0 and rederived["resumed_from_epoch"] == 2 and rederived["derive"] == "argmax"
     assert rederived["layers"] == argmax["layers"] == load_arch(tmp_path / "s" / "arch.yaml").layers
-    runner.invoke(cli, ["search", "--device", "ort-cpu-1t", "--lut", str(lut), *SMALL_RUN, "--out", str(tmp_path / "s")])
     trained = runner.invoke(cli, ["train", str(tmp_path / "s" / "arch.yaml"), "--epochs", "1", "--train-clips", "32",
                                   "--test-clips", "20", "--frames", "4", "--size", "16", "--out", str(tmp_path / "t")])
     assert trained.exit_code == 0, trained.output

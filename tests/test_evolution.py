@@ -78,14 +78,14 @@ def test_derive_evolution_is_never_slower_nor_worse_on_the_supernet_than_the_arg
     with torch.no_grad():
         for layer, index in zip(net.layers, [3, 0, 3, 0, 3, 0]):  # a mix of the slowest and the fastest candidates
             layer.logits[index] = 2.0
-    plain = derive_arch(net, slow_is_accurate, latency=LATENCY, how="argmax")
+    plain = derive_arch(net, slow_is_accurate, latency=LATENCY)  # the default: the argmax
     assert plain.chosen == plain.argmax and plain.argmax.path == (3, 0, 3, 0, 3, 0) and plain.scored == [plain.argmax]
-    derived = derive_arch(net, slow_is_accurate, latency=LATENCY, evolution=SMALL)
+    derived = derive_arch(net, slow_is_accurate, latency=LATENCY, how="evolution", evolution=SMALL)
     assert derived.argmax == plain.argmax and derived.chosen in derived.scored
     assert derived.scored[0].path == derived.argmax.path and derived.scored[0].origin == "seed, generation 0"
     assert derived.chosen.predicted_ms <= derived.argmax.predicted_ms + 1e-12
     assert derived.chosen.accuracy > derived.argmax.accuracy  # slow early layers score higher for the same ms here
-    assert derive_arch(net, slow_is_accurate, latency=LATENCY, evolution=SMALL).chosen == derived.chosen  # seeded
+    assert derive_arch(net, slow_is_accurate, latency=LATENCY, how="evolution", evolution=SMALL).chosen == derived.chosen  # seeded
     with pytest.raises(SearchConfigError, match="derive must be one of argmax, evolution"):
         derive_arch(net, slow_is_accurate, latency=LATENCY, how="best")
 

@@ -447,13 +447,13 @@ def _calibration(store: LatencyStore, device: str, space: str) -> Calibration | 
 def search(device: str, *, space: str | SearchSpace = "default", method: str = "dnas", target_ms: float | None = None,
            targets: Sequence[float] | None = None, config: SearchConfig | None = None,
            evolution: EvolutionConfig | None = None, clips: ClipConfig | None = None, store: PathLike | None = None,
-           lut: PathLike | None = None, out: PathLike | None = None, extend: bool = False, derive: str = "evolution",
+           lut: PathLike | None = None, out: PathLike | None = None, extend: bool = False, derive: str = "argmax",
            progress: bool = True) -> SearchRun | None:
     """Search an architecture for ``device`` with its measured latency table (store or ``lut`` file) as the cost.
 
     ``method`` ``dnas``: FBNet/GDAS logits train on the supernet (``target_ms``: the target loss instead of FBNet's),
-    then ``derive`` picks the arch: ``evolution`` (the supernet's most accurate arch no slower than the argmax,
-    ``search.derive``, with the ``evolution`` settings) or ``argmax``;
+    then ``derive`` picks the arch: ``argmax`` (the logits' argmax) or ``evolution`` (the supernet's most
+    accurate arch no slower than the argmax, ``search.derive``, with the ``evolution`` settings);
     ``evolution``: the same supernet, then archs evolved under the hard budget ``target_ms``. ``targets``:
     one arch per budget from one trained supernet. Writes ``out`` (default ``runs/search-<device>-<space>``)
     and resumes from its checkpoint. None on ranks other than 0 under torchrun.
@@ -463,7 +463,8 @@ def search(device: str, *, space: str | SearchSpace = "default", method: str = "
     from search.evolution import check_budget, evolve_device
     from search.pareto import PredictedLatency
 
-    config, evolution, clips = config or SearchConfig(), evolution or EvolutionConfig(), clips or ClipConfig()
+    config, clips = config or SearchConfig(), clips or ClipConfig()
+    evolution = evolution or EvolutionConfig(seed=config.seed)  # as `vidlat search --seed` seeds both
 
     if targets is not None and target_ms is not None:
         raise SearchConfigError("give targets or target_ms, not both")

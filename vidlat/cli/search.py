@@ -6,7 +6,7 @@
                           --fitted predictor (`vidlat fit`), if any--> calibration of predicted ms
     --data (moving-digits | folder) ------> clips at the proxy shape (C x frames x size x size)
         --> supernet --run_search (checkpoint per epoch, resumable)-->
-    --method dnas:      OUT/arch.yaml (--derive: evolution under the argmax's latency, or the argmax)
+    --method dnas:      OUT/arch.yaml (--derive: the argmax, or evolution under the argmax's latency)
                         search.device_search.search_device, search.derive
     --method evolution: OUT/arch.yaml or arch-<T>ms.yaml per budget   search.evolution.evolve_device
     both: search_log.json, report.json, probabilities.png, latency.png, pareto.png
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from search.config import DERIVATIONS, SAMPLINGS, SEARCH_MODES, WEIGHT_PATHS, ClipConfig, EvolutionConfig, SearchConfig
+from search.config import DEFAULT_DERIVATION, DERIVATIONS, SAMPLINGS, SEARCH_MODES, WEIGHT_PATHS, ClipConfig, EvolutionConfig, SearchConfig
 from search.data.names import DATA_HELP
 from vidlat.cli.common import space_option, store_option
 
@@ -52,9 +52,9 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 @click.option("--targets", callback=_targets, default=None, metavar="MS,MS,...",
               help="one arch per budget from one trained supernet (arch-<T>ms.yaml each): evolution under each hard "
                    "budget, or dnas: fresh logits per budget trained with the target loss on the frozen supernet")
-@click.option("--derive", type=click.Choice(DERIVATIONS), default="evolution", show_default=True,
-              help="dnas: evolution picks the supernet's most accurate arch no slower than the logits' argmax "
-                   "(seeded with archs drawn from the logits; --population, --generations); argmax takes the argmax")
+@click.option("--derive", type=click.Choice(DERIVATIONS), default=DEFAULT_DERIVATION, show_default=True,
+              help="dnas: argmax takes the logits' argmax; evolution picks the supernet's most accurate arch no slower than the logits' argmax "
+                   "(seeded with archs drawn from the logits; --population, --generations)")
 @click.option("--population", type=click.IntRange(2), default=EVOLUTION.population, show_default=True, help="evolution: archs per generation")
 @click.option("--generations", type=click.IntRange(0), default=EVOLUTION.generations, show_default=True, help="evolution: generations after the random one")
 @click.option("--mutation-prob", type=click.FloatRange(0, 1, min_open=True), default=EVOLUTION.mutation_prob, show_default=True,
