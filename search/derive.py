@@ -12,10 +12,11 @@ The arch steps decide where on the latency axis the search lands (the FBNet loss
 latency); with ``evolution`` the supernet's own scores then pick the arch there. The evolution starts
 from the learned distribution, as FBNet samples its final candidates from it, and keeps the argmax's
 latency as a hard budget, so the chosen arch is never slower than the argmax and never scores worse on
-the supernet. Trained alone it did not do better: on three default searches of ``ort-cpu-1t`` its
-arch beat the argmax once and lost twice (docs/search.md, "Deriving the arch on the supernet"), as
-far as supernet scores that rank random archs at Kendall 0.3-0.5 can carry a choice among ~60 archs
-of one latency; so ``argmax`` stays the default.
+the supernet. Trained alone it did no better: on three default searches of ``ort-cpu-1t`` (two
+training seeds each) its arch beat the argmax twice and lost once, 0.611 against 0.619 on average
+(docs/search.md, "Deriving the arch on the supernet"); supernet scores that rank random archs at
+Kendall 0.3-0.5 carry little of a choice among ~60 archs of one latency. So ``argmax`` stays the
+default.
 """
 
 from __future__ import annotations
