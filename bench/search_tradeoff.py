@@ -3,8 +3,9 @@
 ::
 
     search DEVICE:  data (default task), the device's table --search_device (DNAS, defaults)--> trained supernet,
-                    derived arch (--derive) and the logits' argmax; on the same supernet: evolution and budget DNAS at 3 budgets (the quartiles
-                    of the random archs' predicted latency), supernet val accuracy of every arch below;
+                    derived arch (--derive) and the logits' argmax; on the same supernet: evolution and budget
+                    DNAS at 3 budgets (the quartiles of the random archs' predicted latency), supernet val
+                    accuracy of every arch below;
                     x3d-xs as a one-candidate supernet in the same loop and steps (the fixed-path reference)
     train:          12 random archs + x3d-xs, or with --device a searched device's archs and its table minimum,
                     each trained stand-alone at the `vidlat run` defaults (8 epochs, 1500 clips)
@@ -99,7 +100,8 @@ def run_device_search(args: argparse.Namespace, space, out: Path) -> None:
     supernet.load_state_dict(torch.load(out / f"search-{device}" / "checkpoint.pt", map_location="cpu", weights_only=True)["model"])
     scorer = SupernetScorer(supernet, clips.val)
     archs = {**random_archs(space, args.random), "x3d-xs": space.reference_archs()["x3d-xs"].layers,
-             "fastest": [layer.names[i] for layer, i in zip(supernet.layers, latency.fastest())], "dnas": report["layers"], "dnas-argmax": report["argmax"]["layers"]}
+             "fastest": [layer.names[i] for layer, i in zip(supernet.layers, latency.fastest())], "dnas": report["layers"],
+             "dnas-argmax": report["argmax"]["layers"]}
     random_ms = sorted(latency(supernet.path_of(layers)) for name, layers in archs.items() if name.startswith("random-"))
     budgets = [] if args.light else [random_ms[round(q * (len(random_ms) - 1))] for q in (0.25, 0.5, 0.75)]
     budget_seconds = {}
