@@ -49,14 +49,19 @@ def logit_draws(supernet: Supernet, count: int, *, seed: int) -> list[list[int]]
             for _ in range(count)]
 
 
+def check_derivation(how: str) -> None:
+    """``SearchConfigError`` (one line) unless ``how`` is one of ``DERIVATIONS``."""
+    if how not in DERIVATIONS:
+        raise SearchConfigError(f"derive must be one of {', '.join(DERIVATIONS)}, got '{how}'")
+
+
 def derive_arch(supernet: Supernet, scorer: Scorer, *, latency: PredictedLatency, how: str = DEFAULT_DERIVATION,
                 evolution: EvolutionConfig = EvolutionConfig()) -> Derivation:
     """The arch of a trained DNAS supernet under rule ``how`` (``DERIVATIONS``); ``latency`` prices paths as the
     report does (table sum, calibrated when the device has a fitted predictor)."""
-    if how not in DERIVATIONS:
-        raise SearchConfigError(f"derive must be one of {', '.join(DERIVATIONS)}, got '{how}'")
+    check_derivation(how)
     started = time.perf_counter()
-    argmax_path = [int(layer.logits.argmax()) for layer in supernet.layers]
+    argmax_path = supernet.path_of(supernet.derived())
     argmax = score_arch(supernet, scorer, argmax_path, latency=latency, origin="dnas argmax")
     if how == "argmax":
         return Derivation(chosen=argmax, argmax=argmax, scored=[argmax], seconds=time.perf_counter() - started)
@@ -65,4 +70,4 @@ def derive_arch(supernet: Supernet, scorer: Scorer, *, latency: PredictedLatency
     return Derivation(chosen=run.best, argmax=argmax, scored=run.scored, seconds=time.perf_counter() - started)
 
 
-__all__ = ["Derivation", "derive_arch", "logit_draws"]
+__all__ = ["Derivation", "check_derivation", "derive_arch", "logit_draws"]

@@ -119,10 +119,11 @@ def search_device(
     The derivation runs after the checkpoint, so another ``derive`` on a finished search re-derives without
     training. Returns the report (also written as ``report.json``); ``None`` on ranks other than 0 under DDP.
     """
-    from search.derive import derive_arch
+    from search.derive import check_derivation, derive_arch
     from search.pareto import PredictedLatency, score_arch, write_pareto
     from search.scoring import SupernetScorer
 
+    check_derivation(derive)  # before the training, not after it
     out_dir = Path(out_dir)
     trained = train_supernet(space, clips, config, latency_table=latency_table, fixed_ms=fixed_ms, device=device,
                              out_dir=out_dir, data_settings=data_settings, extend=extend, progress=progress)

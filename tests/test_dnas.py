@@ -125,6 +125,19 @@ def test_uniform_weight_paths_train_candidates_the_logits_would_not_draw(tmp_pat
         SearchConfig(weight_paths="anchor")
 
 
+def test_a_bad_derivation_is_refused_before_the_supernet_trains(tmp_path):
+    from search.device_search import search_device
+    from search.space import load_space
+
+    data = make_moving_digits(MovingDigitsConfig(n_train=8, n_val=8, n_test=4, num_classes=4, channels=3, frames=4, size=16))
+    space = load_space("tiny")
+    table = [[1.0] * len(slot.candidates) for slot in space.layers]
+    with pytest.raises(SearchConfigError, match="derive must be one of argmax, evolution, got 'best'"):
+        search_device(space, data, SearchConfig(epochs=1, warmup_epochs=0), latency_table=table, fixed_ms=1.0,
+                      device="d", out_dir=tmp_path / "s", derive="best", progress=False)
+    assert not (tmp_path / "s").exists()
+
+
 def test_sampled_accuracy_uses_batch_statistics_on_a_copy():
     data = make_moving_digits(MovingDigitsConfig(n_train=8, n_val=16, n_test=4, num_classes=4, channels=1, frames=4, size=16))
     net = tiny_supernet()

@@ -458,7 +458,8 @@ def search(device: str, *, space: str | SearchSpace = "default", method: str = "
     one arch per budget from one trained supernet. Writes ``out`` (default ``runs/search-<device>-<space>``)
     and resumes from its checkpoint. None on ranks other than 0 under torchrun.
     """
-    from search.config import DERIVATIONS, ClipConfig, EvolutionConfig, SearchConfig, SearchConfigError
+    from search.config import ClipConfig, EvolutionConfig, SearchConfig, SearchConfigError
+    from search.derive import check_derivation
     from search.device_search import device_latency_table, search_device
     from search.evolution import check_budget, evolve_device
     from search.pareto import PredictedLatency
@@ -473,8 +474,7 @@ def search(device: str, *, space: str | SearchSpace = "default", method: str = "
         raise SearchConfigError("the evolution needs a latency budget: target_ms or targets")
     if method not in ("dnas", "evolution"):
         raise SearchConfigError(f"method must be dnas or evolution, got '{method}'")
-    if derive not in DERIVATIONS:
-        raise SearchConfigError(f"derive must be one of {', '.join(DERIVATIONS)}, got '{derive}'")
+    check_derivation(derive)
     space_name = space if isinstance(space, str) else None
     loaded = _space(space)
     calibration = None  # a lookup-table file carries no whole-network calibration
